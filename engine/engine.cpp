@@ -1,1 +1,539 @@
-// placeholder
+#include "engine/engine.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/unique_fd.h"
+#include "engine/platform.h"
+#include "engine/process_runner.h"
+#include "engine/scheduler.h"
+#include "engine/store.h"
+#include "engine/worker_pool.h"
+
+extern char** environ;
+
+namespace orch::engine {
+
+namespace {
+
+constexpr std::int64_t kProgressSaveIntervalMs = 1000;
+constexpr std::chrono::milliseconds kEvictionInterval{30000};
+constexpr std::chrono::milliseconds kShutdownKillGrace{2000};
+
+std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry = *e;
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  for (const auto& [k, v] : overrides) env[k] = v;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+// One server per state directory: two engines on one store would both run
+// the same queued tasks. The lock dies with the process, so a crash frees it.
+Result<UniqueFd> lock_state_dir(const std::filesystem::path& dir) {
+  auto path = dir / "lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) {
+    return make_error(ErrorCode::Io, "cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+    std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return make_error(ErrorCode::Unavailable, "state directory " + dir.string() +
+                                                  " is in use by another mcp-orchestrator (pid " +
+                                                  holder + ")");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd.get(), 0) == 0) {
+    [[maybe_unused]] ssize_t w = ::pwrite(fd.get(), pid.data(), pid.size(), 0);
+  }
+  return fd;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  EngineOptions opts;
+  Clock* clock;
+  UniqueFd dir_lock;
+  std::unique_ptr<Store> store;
+  Spool spool;
+  std::unique_ptr<WorkerPool> workers;
+  std::unique_ptr<ProcessRunner> runner;
+
+  mutable std::mutex mu;
+  std::condition_variable_any changed;  // a task changed: wakes wait()
+  std::condition_variable_any wake;     // the dispatcher has work
+  Scheduler scheduler;                  // guarded by mu
+  bool wake_pending = false;            // guarded by mu
+  bool accepting = true;                // guarded by mu: new submits and starts allowed
+  bool shut_down = false;               // guarded by mu
+  std::unordered_map<TaskId, std::int64_t> progress_saved_at;  // guarded by mu
+  std::int64_t started_at_ms = 0;
+  std::atomic<std::int64_t> tasks_submitted{0};
+  std::atomic<std::int64_t> spawn_errors{0};
+  std::jthread dispatcher;  // declared last: stopped and joined first
+
+  Impl(EngineOptions o, std::unique_ptr<Store> s, UniqueFd lock)
+      : opts(std::move(o)),
+        clock(opts.clock ? opts.clock : &SystemClock::instance()),
+        dir_lock(std::move(lock)),
+        store(std::move(s)),
+        spool(opts.state_dir / "spool", opts.stream_cap_bytes),
+        scheduler(Scheduler::Limits{opts.max_concurrent, opts.queue_size}) {}
+
+  std::int64_t now_ms() const { return to_unix_ms(clock->wall_now()); }
+
+  // Writes each change through to the store. A failed write is logged: the
+  // in-memory state stays right for this process, and the store catches up
+  // with the task's next change.
+  void persist_locked(const std::vector<Change>& changes) {
+    for (const Change& c : changes) {
+      const TaskRecord* t = scheduler.find(c.id);
+      if (!t) continue;
+      if (auto st = store->update(*t, c.from); !st) {
+        spdlog::error("store: could not record task {} ({} → {}): {}", c.id, to_string(c.from),
+                      to_string(t->status), st.error().message);
+      }
+      if (is_terminal(t->status)) progress_saved_at.erase(c.id);
+    }
+  }
+
+  void notify_locked() {
+    changed.notify_all();
+    wake_pending = true;
+    wake.notify_one();
+  }
+
+  TaskView view_locked(const TaskRecord& t) const {
+    TaskView v;
+    v.task = t;
+    v.queue_position = scheduler.queue_position(t.id);
+    v.cancel_requested = scheduler.cancel_requested(t.id);
+    if (t.status == TaskStatus::Running && t.pid && runner) {
+      if (auto live = runner->live_bytes(*t.pid)) {
+        v.task.stdout_bytes = live->first;
+        v.task.stderr_bytes = live->second;
+      }
+    }
+    return v;
+  }
+
+  void dispatch_loop(std::stop_token stop) {
+    auto last_eviction = std::chrono::steady_clock::now() - kEvictionInterval;
+    std::unique_lock lock(mu);
+    while (!stop.stop_requested()) {
+      std::int64_t now = now_ms();
+      for (const TaskId& id : scheduler.take_timed_out(now)) {
+        const TaskRecord* t = scheduler.find(id);
+        if (t && t->pid && runner) runner->terminate(*t->pid, opts.kill_grace);
+      }
+      if (accepting) {
+        std::vector<TaskId> to_start;
+        auto changes = scheduler.take_runnable(now, to_start);
+        persist_locked(changes);
+        for (const TaskId& id : to_start) start_attempt_locked(id);
+        if (!changes.empty()) changed.notify_all();
+      }
+      if (std::chrono::steady_clock::now() - last_eviction >= kEvictionInterval) {
+        last_eviction = std::chrono::steady_clock::now();
+        evict_locked(now);
+      }
+      auto next = scheduler.next_wakeup_ms();
+      auto wait_for = kEvictionInterval;
+      if (next) {
+        wait_for = std::min<std::chrono::milliseconds>(
+            wait_for, std::chrono::milliseconds(std::max<std::int64_t>(*next - now_ms(), 0) + 1));
+      }
+      wake.wait_for(lock, stop, wait_for, [&] { return wake_pending; });
+      wake_pending = false;
+    }
+  }
+
+  void evict_locked(std::int64_t now) {
+    auto ids = scheduler.evict(opts.retention_count, opts.retention_age.count(), now);
+    if (ids.empty()) return;
+    if (auto st = store->remove(ids); !st) {
+      spdlog::error("store: could not evict {} finished tasks: {}", ids.size(), st.error().message);
+    }
+    for (const TaskId& id : ids) spool.remove(id);
+    spdlog::debug("evicted {} finished tasks", ids.size());
+  }
+
+  // Spawning costs about a millisecond, so it runs on a worker thread and the
+  // dispatcher goes on starting others.
+  void start_attempt_locked(const TaskId& id) {
+    const TaskRecord* t = scheduler.find(id);
+    if (!t) return;
+    TaskRecord task = *t;
+    bool posted = workers->post([this, task = std::move(task)](std::stop_token) { launch(task); });
+    if (!posted) {
+      AttemptOutcome failed;
+      failed.spawn_failed = true;
+      failed.error = "the server's worker pool is full or stopping";
+      persist_locked(scheduler.finish_attempt(id, failed, now_ms()));
+      notify_locked();
+    }
+  }
+
+  void launch(const TaskRecord& task) {
+    LaunchSpec spec;
+    spec.task_id = task.id;
+    if (task.spec.kind == TaskKind::Command) spec.argv = {"/bin/sh", "-c", task.spec.command};
+    else spec.argv = task.spec.argv;
+    spec.cwd = task.spec.cwd;
+    spec.env = merged_environment(task.spec.env);
+    Result<pid_t> started = make_error(ErrorCode::Internal, "not started");
+    if (task.spec.stdin_data) {
+      auto path = spool.write_stdin(task.id, *task.spec.stdin_data);
+      if (!path) {
+        started = path.error();
+      } else {
+        spec.stdin_path = *path;
+      }
+    }
+    if (!task.spec.stdin_data || spec.stdin_path) {
+      ProcessCallbacks callbacks;
+      callbacks.on_progress = [this, id = task.id](const Progress& p) { on_progress(id, p); };
+      callbacks.on_exit = [this, id = task.id](const ExitInfo& info) { on_exit(id, info); };
+      started = runner->start(spec, std::move(callbacks));
+    }
+    std::lock_guard lock(mu);
+    if (!started) {
+      ++spawn_errors;
+      AttemptOutcome failed;
+      failed.spawn_failed = true;
+      failed.error = started.error().message;
+      persist_locked(scheduler.finish_attempt(task.id, failed, now_ms()));
+      notify_locked();
+      return;
+    }
+    TaskRecord* live = scheduler.mutable_task(task.id);
+    // The process may already have ended and been recorded; then pid is moot.
+    if (!live || live->status != TaskStatus::Running || live->attempt != task.attempt) return;
+    live->pid = *started;
+    if (scheduler.should_stop(task.id)) runner->terminate(*started, stop_grace_locked());
+    changed.notify_all();
+  }
+
+  std::chrono::milliseconds stop_grace_locked() const {
+    return accepting ? opts.kill_grace : std::min(opts.kill_grace, kShutdownKillGrace);
+  }
+
+  void on_progress(const TaskId& id, const Progress& p) {
+    std::lock_guard lock(mu);
+    TaskRecord* t = scheduler.mutable_task(id);
+    if (!t || t->status != TaskStatus::Running) return;
+    t->progress = p;
+    std::int64_t now = now_ms();
+    auto& saved = progress_saved_at[id];
+    if (now - saved >= kProgressSaveIntervalMs) {
+      saved = now;
+      if (auto st = store->update_progress(*t); !st) {
+        spdlog::warn("store: could not save progress of {}: {}", id, st.error().message);
+      }
+    }
+    changed.notify_all();
+  }
+
+  void on_exit(const TaskId& id, const ExitInfo& info) {
+    AttemptOutcome outcome;
+    outcome.exit_code = info.exit_code;
+    outcome.signal = info.signal;
+    outcome.peak_rss_kb = info.peak_rss_kb;
+    outcome.stdout_bytes = info.stdout_bytes;
+    outcome.stderr_bytes = info.stderr_bytes;
+    outcome.error = info.error;
+    if (!info.error.empty()) spdlog::warn("task {}: {}", id, info.error);
+    std::lock_guard lock(mu);
+    persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
+    notify_locked();
+  }
+};
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() { shutdown(std::chrono::milliseconds(0)); }
+
+Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.state_dir / "spool", ec);
+  if (ec) {
+    return make_error(ErrorCode::Io, "cannot create state directory " +
+                                         options.state_dir.string() + ": " + ec.message());
+  }
+  ::chmod(options.state_dir.c_str(), 0700);
+  auto lock = lock_state_dir(options.state_dir);
+  if (!lock) return lock.error();
+  auto store = Store::open(options.store_file.empty() ? options.state_dir / "tasks.db"
+                                                      : options.store_file);
+  if (!store) return store.error();
+  auto stored = (*store)->load_all();
+  if (!stored) return stored.error();
+
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*store), std::move(*lock));
+  Impl& im = *impl;
+  im.started_at_ms = im.now_ms();
+  for (TaskRecord& t : *stored) im.scheduler.restore(std::move(t));
+  {
+    std::lock_guard guard(im.mu);
+    im.persist_locked(im.scheduler.restore_done(im.now_ms()));
+  }
+  // Spool directories whose task is gone (evicted just before a crash).
+  for (const auto& entry : std::filesystem::directory_iterator(im.spool.dir(), ec)) {
+    if (!im.scheduler.find(entry.path().filename().string())) im.spool.remove(entry.path().filename());
+  }
+
+  WorkerPool::Options wopts;
+  wopts.max_threads = im.opts.worker_threads_max;
+  wopts.idle_timeout = im.opts.worker_idle_timeout;
+  im.workers = std::make_unique<WorkerPool>(wopts);
+  ProcessRunner::Options ropts;
+  im.runner = std::make_unique<ProcessRunner>(im.spool, ropts);
+  im.dispatcher = std::jthread([&im](std::stop_token st) { im.dispatch_loop(st); });
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+WorkerPool& Engine::workers() { return *impl_->workers; }
+
+const EngineOptions& Engine::options() const { return impl_->opts; }
+
+Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  if (!im.accepting) {
+    return make_error(ErrorCode::Unavailable, "the server is shutting down; submit again after it restarts");
+  }
+  if (!spec.idempotency_key.empty()) {
+    if (auto existing = im.scheduler.find_by_idempotency_key(spec.idempotency_key)) {
+      SubmitOutcome out;
+      out.view = im.view_locked(*im.scheduler.find(*existing));
+      out.deduplicated = true;
+      return out;
+    }
+  }
+  TaskRecord task;
+  task.id = new_task_id();
+  task.seq = im.scheduler.max_seq() + 1;
+  task.spec = std::move(spec);
+  task.submitted_at_ms = im.now_ms();
+  auto changes = im.scheduler.submit(std::move(task), im.now_ms());
+  if (!changes) return changes.error();
+  const TaskId id = changes->front().id;
+  // Durable before acknowledged: the client may rely on this id at once.
+  if (auto st = im.store->insert(*im.scheduler.find(id)); !st) {
+    im.scheduler.erase_new(id);
+    return make_error(ErrorCode::Unavailable,
+                      "could not store the task, so it was not queued: " + st.error().message);
+  }
+  changes->erase(changes->begin());
+  im.persist_locked(*changes);
+  ++im.tasks_submitted;
+  im.notify_locked();
+  SubmitOutcome out;
+  out.view = im.view_locked(*im.scheduler.find(id));
+  return out;
+}
+
+Result<TaskView> Engine::get(const TaskId& id) const {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  const TaskRecord* t = im.scheduler.find(id);
+  if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
+  return im.view_locked(*t);
+}
+
+Result<ListPage> Engine::list(const ListFilter& filter, std::size_t limit,
+                              const std::string& cursor) const {
+  Impl& im = *impl_;
+  std::int64_t before = 0;
+  if (!cursor.empty()) {
+    bool ok = cursor.size() > 1 && cursor[0] == 's' &&
+              cursor.find_first_not_of("0123456789", 1) == std::string::npos && cursor.size() < 20;
+    if (ok) before = std::stoll(cursor.substr(1));
+    if (!ok || before <= 0) {
+      return make_error(ErrorCode::InvalidArgument,
+                        "cursor '" + cursor + "' is not valid; pass the nextCursor of a previous listTasks answer, or omit it to start from the newest task");
+    }
+  }
+  limit = std::clamp<std::size_t>(limit, 1, 500);
+  ListPage page;
+  std::lock_guard lock(im.mu);
+  std::int64_t last_seq = 0;
+  bool more = false;
+  im.scheduler.for_each_newest_first(before, [&](const TaskRecord& t) {
+    if (filter.status && t.status != *filter.status) return true;
+    if (!filter.tag.empty() &&
+        std::find(t.spec.tags.begin(), t.spec.tags.end(), filter.tag) == t.spec.tags.end()) {
+      return true;
+    }
+    if (!filter.name_contains.empty() && t.spec.name.find(filter.name_contains) == std::string::npos) {
+      return true;
+    }
+    if (page.tasks.size() == limit) {
+      more = true;
+      return false;
+    }
+    page.tasks.push_back(im.view_locked(t));
+    last_seq = t.seq;
+    return true;
+  });
+  if (more) page.next_cursor = "s" + std::to_string(last_seq);
+  return page;
+}
+
+Result<TaskView> Engine::cancel(const TaskId& id) {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  bool needs_kill = false;
+  auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill);
+  if (!changes) return changes.error();
+  im.persist_locked(*changes);
+  const TaskRecord* t = im.scheduler.find(id);
+  if (needs_kill && t->pid && im.runner) im.runner->terminate(*t->pid, im.stop_grace_locked());
+  im.notify_locked();
+  return im.view_locked(*t);
+}
+
+std::vector<TaskId> Engine::cancel_all(const std::string& tag) {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  std::vector<TaskId> cancelled;
+  for (const TaskId& id : im.scheduler.live_tasks()) {
+    const TaskRecord* t = im.scheduler.find(id);
+    if (!t || is_terminal(t->status)) continue;  // ended by an earlier cancel's dependents
+    if (!tag.empty() && std::find(t->spec.tags.begin(), t->spec.tags.end(), tag) == t->spec.tags.end()) {
+      continue;
+    }
+    bool needs_kill = false;
+    auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill);
+    if (!changes) continue;
+    im.persist_locked(*changes);
+    t = im.scheduler.find(id);
+    if (needs_kill && t->pid && im.runner) im.runner->terminate(*t->pid, im.stop_grace_locked());
+    cancelled.push_back(id);
+  }
+  im.notify_locked();
+  return cancelled;
+}
+
+Result<OutputWindow> Engine::read_output(const TaskId& id, StreamKind stream,
+                                         const ReadRequest& req) const {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    if (!im.scheduler.find(id)) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
+  }
+  return im.spool.read(id, stream, req);
+}
+
+Result<TaskView> Engine::wait(const TaskId& id, SteadyTime deadline, std::stop_token stop,
+                              const std::function<void(const TaskView&)>& on_change) {
+  Impl& im = *impl_;
+  std::unique_lock lock(im.mu);
+  const TaskRecord* t = im.scheduler.find(id);
+  if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
+  auto fingerprint = [](const TaskRecord& r) {
+    return std::make_tuple(r.status, r.attempt, r.progress, r.message, r.pid);
+  };
+  auto seen = fingerprint(*t);
+  while (true) {
+    t = im.scheduler.find(id);
+    if (!t) return make_error(ErrorCode::NotFound, "task '" + id + "' was evicted while waiting");
+    if (is_terminal(t->status)) return im.view_locked(*t);
+    bool moved = im.changed.wait_until(lock, stop, deadline, [&] {
+      const TaskRecord* now = im.scheduler.find(id);
+      return !now || fingerprint(*now) != seen;
+    });
+    t = im.scheduler.find(id);
+    if (!t) return make_error(ErrorCode::NotFound, "task '" + id + "' was evicted while waiting");
+    if (!moved) return im.view_locked(*t);  // deadline or stop
+    seen = fingerprint(*t);
+    if (is_terminal(t->status)) return im.view_locked(*t);
+    if (on_change) {
+      TaskView v = im.view_locked(*t);
+      lock.unlock();
+      on_change(v);
+      lock.lock();
+    }
+  }
+}
+
+EngineStats Engine::stats() const {
+  Impl& im = *impl_;
+  EngineStats s;
+  {
+    std::lock_guard lock(im.mu);
+    s.by_status = im.scheduler.counts();
+    s.queue_depth = im.scheduler.queue_depth();
+    s.running = im.scheduler.running_count();
+  }
+  s.queue_limit = im.opts.queue_size;
+  s.max_concurrent = im.opts.max_concurrent;
+  auto w = im.workers->stats();
+  s.workers.threads = w.threads;
+  s.workers.busy = w.busy;
+  s.workers.idle = w.threads - std::min(w.threads, w.busy);
+  s.workers.max_threads = w.max_threads;
+  s.workers.queued_jobs = w.queued;
+  s.rss_kb = platform::current_rss_kb();
+  s.peak_rss_kb = platform::peak_rss_kb();
+  s.mem_available_kb = platform::mem_available_kb();
+  s.started_at_ms = im.started_at_ms;
+  s.uptime_ms = im.now_ms() - im.started_at_ms;
+  s.tasks_submitted = im.tasks_submitted.load();
+  s.spawn_errors = im.spawn_errors.load();
+  s.state_dir = im.opts.state_dir.string();
+  return s;
+}
+
+void Engine::shutdown(std::chrono::milliseconds grace) {
+  Impl& im = *impl_;
+  std::unique_lock lock(im.mu);
+  if (im.shut_down) return;
+  im.shut_down = true;
+  im.accepting = false;
+  // Running tasks get `grace` to finish on their own...
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  im.changed.wait_until(lock, deadline, [&] { return im.scheduler.running_count() == 0; });
+  // ...then are stopped and recorded as cancelled by the shutdown.
+  for (const TaskId& id : im.scheduler.live_tasks()) {
+    const TaskRecord* t = im.scheduler.find(id);
+    if (!t || t->status != TaskStatus::Running) continue;
+    bool needs_kill = false;
+    auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill, "stopped because the server shut down");
+    if (changes) im.persist_locked(*changes);
+    if (t->pid && im.runner) im.runner->terminate(*t->pid, kShutdownKillGrace);
+  }
+  auto kill_deadline = std::chrono::steady_clock::now() + kShutdownKillGrace + std::chrono::seconds(3);
+  im.changed.wait_until(lock, kill_deadline, [&] { return im.scheduler.running_count() == 0; });
+  lock.unlock();
+  im.dispatcher.request_stop();
+  if (im.dispatcher.joinable()) im.dispatcher.join();
+  im.workers->stop();
+  im.runner.reset();  // kills and reaps whatever is left
+  // Tasks still marked running here had no process to wait for; the next
+  // start finds them running in the store and treats them as lost.
+}
+
+}  // namespace orch::engine

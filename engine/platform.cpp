@@ -1,1 +1,155 @@
-// placeholder
+#include "engine/platform.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace orch::engine::platform {
+
+namespace {
+
+Error sys_error(const char* call) {
+  return make_error(ErrorCode::Io, std::string(call) + ": " + std::strerror(errno));
+}
+
+// Reads "<key>:   <n> kB" from a small /proc file. These files are a few KiB;
+// a stack buffer keeps the periodic health check free of allocations.
+std::int64_t read_kib_field(const char* path, std::string_view key) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return -1;
+  std::array<char, 8192> buf;
+  std::size_t used = 0;
+  while (used < buf.size()) {
+    ssize_t n = ::read(fd.get(), buf.data() + used, buf.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    used += static_cast<std::size_t>(n);
+  }
+  std::string_view text(buf.data(), used);
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ':') {
+      continue;
+    }
+    std::int64_t value = 0;
+    bool digits = false;
+    for (char c : line.substr(key.size() + 1)) {
+      if (c >= '0' && c <= '9') {
+        value = value * 10 + (c - '0');
+        digits = true;
+      } else if (digits) {
+        break;
+      }
+    }
+    return digits ? value : -1;
+  }
+  return -1;
+}
+
+}  // namespace
+
+Result<UniqueFd> open_exit_watch(pid_t pid) {
+  // glibc 2.36 has no wrapper for pidfd_open; the syscall number is in its headers.
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return sys_error("pidfd_open");
+  return UniqueFd(fd);
+}
+
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("pipe2");
+  return std::pair<UniqueFd, UniqueFd>(UniqueFd(fds[0]), UniqueFd(fds[1]));
+}
+
+int close_inherited_fds(posix_spawn_file_actions_t* actions, posix_spawnattr_t* /*attr*/) {
+  return ::posix_spawn_file_actions_addclosefrom_np(actions, 3);
+}
+
+Result<std::unique_ptr<Poller>> Poller::create() {
+  UniqueFd poll_fd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!poll_fd) return sys_error("epoll_create1");
+  UniqueFd wake_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd) return sys_error("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeKey;
+  if (::epoll_ctl(poll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &ev) != 0) return sys_error("epoll_ctl");
+  return std::unique_ptr<Poller>(new Poller(std::move(poll_fd), std::move(wake_fd)));
+}
+
+Poller::Poller(UniqueFd poll_fd, UniqueFd wake_fd)
+    : poll_fd_(std::move(poll_fd)), wake_fd_(std::move(wake_fd)) {}
+
+Poller::~Poller() = default;
+
+Status Poller::add(int fd, std::uint64_t key) {
+  assert(key != kWakeKey);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = key;
+  if (::epoll_ctl(poll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return sys_error("epoll_ctl");
+  return {};
+}
+
+void Poller::remove(int fd) {
+  ::epoll_ctl(poll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+std::size_t Poller::wait(std::span<std::uint64_t> keys, int timeout_ms) {
+  constexpr std::size_t kMaxEvents = 64;
+  std::array<epoll_event, kMaxEvents> events;
+  int capacity = static_cast<int>(std::min(keys.size(), kMaxEvents));
+  int n = ::epoll_wait(poll_fd_.get(), events.data(), capacity, timeout_ms);
+  if (n < 0) {
+    // Only a signal can interrupt a valid epoll fd; anything else is a bug here.
+    assert(errno == EINTR);
+    return 0;
+  }
+  std::size_t out = 0;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.u64 == kWakeKey) {
+      std::uint64_t count;
+      while (::read(wake_fd_.get(), &count, sizeof count) < 0 && errno == EINTR) {
+      }
+      continue;
+    }
+    keys[out++] = events[i].data.u64;
+  }
+  return out;
+}
+
+void Poller::wake() {
+  std::uint64_t one = 1;
+  // EAGAIN means the counter is already non-zero: a wake-up is pending anyway.
+  while (::write(wake_fd_.get(), &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+std::int64_t current_rss_kb() { return read_kib_field("/proc/self/status", "VmRSS"); }
+
+std::int64_t peak_rss_kb() {
+  std::int64_t kb = read_kib_field("/proc/self/status", "VmHWM");
+  if (kb >= 0) return kb;
+  // /proc may be missing in a sandbox; ru_maxrss is the same high-water mark.
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) return -1;
+  return usage.ru_maxrss;
+}
+
+std::int64_t mem_available_kb() { return read_kib_field("/proc/meminfo", "MemAvailable"); }
+
+}  // namespace orch::engine::platform

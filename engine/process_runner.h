@@ -8,9 +8,18 @@
 // wait4 (for exit status and peak RSS). So hundreds of running tasks cost two
 // pipes and one pidfd each, not a thread each.
 //
+// When the leader exits, the rest of its group gets SIGTERM at once (a task's
+// background jobs must not outlive it) and SIGKILL after straggler_grace if
+// the pipes are still open, or if the group still has members then.
+//
 // Thread-safety: all public methods are thread-safe. Callbacks run on the
 // reactor thread; they must not block and must not call back into the runner
-// while holding their own locks that the runner's callers hold.
+// while holding their own locks that the runner's callers hold. They may call
+// start() and terminate(). An exception from a callback is logged and dropped.
+//
+// Platform calls (epoll, pidfd, pipe2, closefrom) go through engine/platform.h.
+// Where pidfd_open fails (kernel < 5.3, or out of descriptors) that child's
+// exit is found by polling waitid(WNOWAIT) every 20 ms instead.
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +31,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -65,13 +76,21 @@ class ProcessRunner {
     std::chrono::milliseconds straggler_grace{2000};
   };
 
+  // Starts the reactor thread. If its poller cannot be created, every
+  // start() returns an Unavailable error saying why.
   ProcessRunner(Spool& spool, Options options);
-  ~ProcessRunner();  // kills every running group (SIGKILL) and joins the reactor
+  // Kills every running group (SIGKILL), joins the reactor and reaps the
+  // leaders (waiting at most 5 s for them), so no zombie or orphan is left.
+  // on_exit is not called once destruction has begun; a call already under
+  // way finishes first.
+  ~ProcessRunner();
   ProcessRunner(const ProcessRunner&) = delete;
   ProcessRunner& operator=(const ProcessRunner&) = delete;
 
-  // Spawns the process. On failure (no such file, bad cwd, ...) nothing runs
-  // and on_exit is never called; the error says what failed.
+  // Spawns the process, spooling into freshly truncated stdout/stderr files.
+  // On failure (no such file, bad cwd, missing stdin file, ...) nothing runs
+  // and no callback is ever called; the error says what failed and how to fix
+  // it. (The spool files may have been truncated already.)
   Result<pid_t> start(const LaunchSpec& spec, ProcessCallbacks callbacks);
 
   // SIGTERM to the whole group now, SIGKILL to the group after `grace` if the
@@ -80,8 +99,11 @@ class ProcessRunner {
   // Kills every group at once (SIGKILL); used at shutdown.
   void kill_all();
 
+  // Processes started and not yet reported (a process stops counting just
+  // before its on_exit is called).
   std::size_t running() const;
-  // Live byte counts for a running process (nullopt once it ended).
+  // Live {stdout, stderr} byte counts, counted past the cap, for a process
+  // not yet reported (nullopt from just before its on_exit, or for an unknown pid).
   std::optional<std::pair<std::uint64_t, std::uint64_t>> live_bytes(pid_t pid) const;
 
  private:
@@ -89,11 +111,14 @@ class ProcessRunner {
   std::unique_ptr<Impl> impl_;
 };
 
-// Parses one stdout line of the form "::progress <current>[/<total>] [message]".
+// Parses one stdout line (without its newline; a trailing '\r' is ignored) of
+// the form "::progress <current>[/<total>] [message]". Numbers are unsigned
+// integers or decimals ("3", "2.5"); anything else is nullopt.
 std::optional<Progress> parse_progress_line(std::string_view line);
 
-// Resolves argv[0] against the PATH in `env` ("KEY=value" entries); a name
-// with '/' is returned as is. Error if nothing executable is found.
+// Resolves argv[0] against the PATH in `env` ("KEY=value" entries; without
+// one, /usr/local/bin:/usr/bin:/bin); a name with '/' is returned as is.
+// Relative PATH entries are skipped. Error if no regular, executable file is found.
 Result<std::string> resolve_executable(const std::string& name, const std::vector<std::string>& env);
 
 }  // namespace orch::engine

@@ -25,7 +25,8 @@ inline constexpr std::uint64_t kDefaultStreamCapBytes = 64ull << 20;  // 64 MiB
 class SpoolWriter {
  public:
   SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes);
-  // Appends what the task printed; false with errno kept on a write failure.
+  // Appends what the task printed. An Io error if the file write failed; the
+  // bytes still count in total_bytes().
   Status append(const char* data, std::size_t size);
   std::uint64_t total_bytes() const { return total_; }    // produced, counted past the cap
   std::uint64_t stored_bytes() const { return stored_; }  // kept on disk, marker excluded

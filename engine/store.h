@@ -8,8 +8,13 @@
 // may drop the last few commits. Every acknowledged submit is committed before
 // the tool answers.
 //
-// Thread-safety: all methods are thread-safe (one connection, one mutex).
-// Failures come back as Result errors with the SQLite message.
+// Thread-safety: all methods are thread-safe (one connection, one mutex;
+// calls run one at a time, each as one short transaction).
+// Failures come back as Result errors with the operation and the SQLite
+// message: Conflict for a duplicate id, seq or idempotency key (nothing is
+// written), NotFound for an update of an unknown id, Unavailable when the
+// file stays locked, Io for file trouble. A damaged file says so, names the
+// file and says what to do; it is never emptied or recreated (docs/STORE.md).
 #pragma once
 
 #include <cstdint>
@@ -37,7 +42,8 @@ class Store {
   // Inserts a new task (all columns) and its first transition, atomically.
   Status insert(const TaskRecord& task);
   // Writes the task's changing columns and appends a transition row
-  // (from → to status, reason, message, time), atomically.
+  // (from → to status, reason, message, time), atomically. The time is
+  // finished_at_ms for an end, started_at_ms for a start, else the wall clock.
   Status update(const TaskRecord& task, TaskStatus from);
   // Writes only progress and live counters: no transition row. Cheap.
   Status update_progress(const TaskRecord& task);
@@ -45,7 +51,7 @@ class Store {
   Result<std::vector<TaskRecord>> load_all();
   // The task with this idempotency key, if any.
   Result<std::optional<TaskId>> find_by_idempotency_key(const std::string& key);
-  // Deletes tasks and their transitions, atomically.
+  // Deletes tasks and their transitions, atomically; unknown ids are skipped.
   Status remove(const std::vector<TaskId>& ids);
   // The transitions of one task, oldest first: (from, to, reason, message, at_ms).
   struct Transition {

@@ -1,0 +1,142 @@
+// Engine: the one object the tools talk to. It owns the store, the spool, the
+// process runner, the scheduler and the worker-thread pool, and runs the
+// dispatcher thread that starts tasks when they may run (SPEC §4).
+//
+// Thread-safety: every public method is thread-safe. Methods return quickly
+// except wait(), which blocks until its deadline or stop token; call it from a
+// worker thread. The engine knows nothing of MCP: it reports news through
+// wait() and plain values, and the tools layer decides how to say them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "engine/spool.h"
+#include "engine/task.h"
+
+namespace orch::engine {
+
+class WorkerPool;
+
+struct EngineOptions {
+  std::filesystem::path state_dir;              // holds tasks.db, spool/ and the lock
+  std::filesystem::path store_file;             // empty: <state_dir>/tasks.db
+  int max_concurrent = 8;                       // task processes running at once
+  std::size_t queue_size = 10000;               // tasks not yet running (queued + waiting)
+  std::uint64_t stream_cap_bytes = kDefaultStreamCapBytes;
+  std::chrono::milliseconds kill_grace{5000};   // SIGTERM → SIGKILL on cancel and timeout
+  std::size_t retention_count = 1000;           // finished tasks kept
+  std::chrono::milliseconds retention_age{std::chrono::hours(24 * 7)};
+  std::size_t worker_threads_max = 128;         // elastic pool for requests and task starts
+  std::chrono::milliseconds worker_idle_timeout{30000};
+  Clock* clock = nullptr;                       // default: the system clock
+};
+
+// A task as callers see it: the record plus what only the live engine knows.
+struct TaskView {
+  TaskRecord task;
+  std::optional<std::size_t> queue_position;  // 1-based among queued tasks
+  bool cancel_requested = false;              // running, being stopped
+};
+
+struct SubmitOutcome {
+  TaskView view;
+  bool deduplicated = false;  // an earlier task had the same idempotency key
+};
+
+struct ListFilter {
+  std::optional<TaskStatus> status;
+  std::string tag;            // empty: any
+  std::string name_contains;  // empty: any
+};
+
+struct ListPage {
+  std::vector<TaskView> tasks;        // newest first
+  std::optional<std::string> next_cursor;
+};
+
+struct WorkerStats {
+  std::size_t threads = 0;
+  std::size_t busy = 0;
+  std::size_t idle = 0;
+  std::size_t max_threads = 0;
+  std::size_t queued_jobs = 0;
+};
+
+struct EngineStats {
+  std::map<TaskStatus, std::size_t> by_status;
+  std::size_t queue_depth = 0;       // queued + waiting
+  std::size_t queue_limit = 0;
+  int running = 0;
+  int max_concurrent = 0;
+  WorkerStats workers;
+  std::int64_t rss_kb = 0;
+  std::int64_t peak_rss_kb = 0;
+  std::int64_t mem_available_kb = -1;
+  std::int64_t started_at_ms = 0;
+  std::int64_t uptime_ms = 0;
+  std::int64_t tasks_submitted = 0;  // since this process started
+  std::int64_t spawn_errors = 0;
+  std::string state_dir;
+};
+
+class Scheduler;
+class Store;
+class ProcessRunner;
+
+class Engine {
+ public:
+  // Opens the store under options.state_dir, loads every task, marks tasks
+  // that were running when the previous process died as lost (retrying them
+  // per their policy), and starts the threads.
+  static Result<std::unique_ptr<Engine>> open(EngineOptions options);
+  ~Engine();  // shutdown(0) if not done yet
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The elastic pool; the app runs MCP requests on it too.
+  WorkerPool& workers();
+
+  // Validates what only the engine can know (dependencies exist, queue has
+  // room, idempotency), stores the task durably, and queues it.
+  Result<SubmitOutcome> submit(TaskSpec spec);
+  Result<TaskView> get(const TaskId& id) const;
+  // Bad cursor → InvalidArgument. limit is clamped to [1, 500].
+  Result<ListPage> list(const ListFilter& filter, std::size_t limit, const std::string& cursor) const;
+  // Queued/waiting tasks end at once; running ones get SIGTERM to their group,
+  // then SIGKILL after kill_grace. Cancelling a finished task is Conflict.
+  Result<TaskView> cancel(const TaskId& id);
+  // Cancels every live task (with `tag`, only those carrying it); returns ids.
+  std::vector<TaskId> cancel_all(const std::string& tag);
+  Result<OutputWindow> read_output(const TaskId& id, StreamKind stream, const ReadRequest& req) const;
+  // Blocks until the task is terminal, `deadline` passes or `stop` is
+  // requested, and returns the task then. `on_change` (may be empty) runs on
+  // the calling thread, without engine locks, each time the task's status or
+  // progress changed while waiting.
+  Result<TaskView> wait(const TaskId& id, SteadyTime deadline, std::stop_token stop,
+                        const std::function<void(const TaskView&)>& on_change);
+  EngineStats stats() const;
+  const EngineOptions& options() const;
+
+  // Stops starting tasks, gives running ones `grace` to finish, then stops
+  // the rest (SIGTERM, then SIGKILL) and records them as cancelled by the
+  // shutdown. Queued tasks stay queued in the store. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orch::engine

@@ -1,0 +1,83 @@
+// Platform seam: the few Linux-only calls the engine makes, kept in one place
+// so that a macOS port replaces this file pair and nothing else (SPEC §4
+// Platforms). Each declaration names the portable fallback to use there.
+//
+// Thread-safety: the free functions keep no state. A Poller is waited on by
+// one thread; add(), remove() and wake() may be called from any thread.
+// Failures come back as Result values whose message names the failed call.
+#pragma once
+
+#include <spawn.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <utility>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace orch::engine::platform {
+
+// --- Processes ---
+
+// A descriptor that turns readable once our child `pid` has exited, without
+// reaping it. Linux: pidfd_open(2) (kernel 5.3+). macOS: a kqueue holding
+// EVFILT_PROC/NOTE_EXIT for the pid (a kqueue fd is itself pollable).
+Result<UniqueFd> open_exit_watch(pid_t pid);
+
+// A pipe whose two ends are close-on-exec. Linux: pipe2(O_CLOEXEC). macOS:
+// pipe() then fcntl(FD_CLOEXEC); close_inherited_fds() covers the gap.
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe();  // {read end, write end}
+
+// Makes a spawned child close every descriptor from 3 up that it would
+// otherwise inherit (another library's socket, the store's file). Linux:
+// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+). macOS: the
+// POSIX_SPAWN_CLOEXEC_DEFAULT flag on `attr`. Returns 0 or an errno value.
+int close_inherited_fds(posix_spawn_file_actions_t* actions, posix_spawnattr_t* attr);
+
+// --- Waiting for many descriptors ---
+
+// Level-triggered readiness for many descriptors plus a wake-up that other
+// threads can send. Linux: epoll + eventfd. macOS: kqueue + EVFILT_USER.
+class Poller {
+ public:
+  static Result<std::unique_ptr<Poller>> create();
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  // Reports `key` from wait() while `fd` is readable, at end of file or in
+  // error. `key` must not be kWakeKey.
+  Status add(int fd, std::uint64_t key);
+  // Stops reporting `fd`; call before closing it.
+  void remove(int fd);
+  // Waits up to `timeout_ms` (negative: no limit) and fills `keys` with ready
+  // descriptors' keys; returns how many. Returns early, possibly with 0
+  // keys, after wake() or a signal.
+  std::size_t wait(std::span<std::uint64_t> keys, int timeout_ms);
+  // Makes the current or next wait() return. Any thread; never blocks.
+  void wake();
+
+  static constexpr std::uint64_t kWakeKey = ~std::uint64_t{0};
+
+ private:
+  Poller(UniqueFd poll_fd, UniqueFd wake_fd);
+  UniqueFd poll_fd_;
+  UniqueFd wake_fd_;
+};
+
+// --- Memory (KiB; -1 when the system does not say) ---
+
+// This process's resident set. Linux: VmRSS in /proc/self/status. macOS:
+// task_info(MACH_TASK_BASIC_INFO).resident_size.
+std::int64_t current_rss_kb();
+// This process's peak resident set. Linux: VmHWM in /proc/self/status.
+// macOS: getrusage(RUSAGE_SELF).ru_maxrss (bytes there, KiB here).
+std::int64_t peak_rss_kb();
+// Memory the system can give out without swapping. Linux: MemAvailable in
+// /proc/meminfo. macOS: host_statistics64(HOST_VM_INFO64) free + inactive pages.
+std::int64_t mem_available_kb();
+
+}  // namespace orch::engine::platform

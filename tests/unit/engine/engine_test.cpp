@@ -1,0 +1,226 @@
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/worker_pool.h"
+#include "tests/support/process_probe.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
+
+namespace orch::engine {
+namespace {
+
+using namespace std::chrono_literals;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  test::TempDir dir;
+  std::unique_ptr<Engine> engine;
+
+  void open(int max_concurrent = 4, std::size_t queue = 100) {
+    EngineOptions o;
+    o.state_dir = dir.path();
+    o.max_concurrent = max_concurrent;
+    o.queue_size = queue;
+    o.kill_grace = 1000ms;
+    auto e = Engine::open(o);
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    engine = std::move(*e);
+  }
+  TaskId submit(const std::string& command, TaskSpec spec = {}) {
+    spec.kind = TaskKind::Command;
+    spec.command = command;
+    auto r = engine->submit(std::move(spec));
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? r->view.task.id : TaskId{};
+  }
+  TaskView wait_end(const TaskId& id, std::chrono::seconds limit = 20s) {
+    auto v = engine->wait(id, std::chrono::steady_clock::now() + limit, {}, {});
+    EXPECT_TRUE(v.ok());
+    return *v;
+  }
+  std::string output(const TaskId& id, StreamKind s = StreamKind::Stdout) {
+    auto w = engine->read_output(id, s, ReadRequest{0, 1 << 20, false});
+    return w.ok() ? w->data : "<error>";
+  }
+};
+
+TEST_F(EngineTest, RunsACommandAndKeepsItsOutputAndExitCode) {
+  open();
+  auto id = submit("echo out; echo err >&2; exit 0");
+  auto v = wait_end(id);
+  EXPECT_EQ(v.task.status, TaskStatus::Completed);
+  EXPECT_EQ(v.task.reason, EndReason::ExitCode);
+  EXPECT_EQ(v.task.exit_code, 0);
+  EXPECT_EQ(output(id), "out\n");
+  EXPECT_EQ(output(id, StreamKind::Stderr), "err\n");
+  EXPECT_EQ(v.task.stdout_bytes, 4u);
+  EXPECT_GT(v.task.finished_at_ms, 0);
+}
+
+TEST_F(EngineTest, NonZeroExitFailsWithTheRealCode) {
+  open();
+  auto v = wait_end(submit("exit 3"));
+  EXPECT_EQ(v.task.status, TaskStatus::Failed);
+  EXPECT_EQ(v.task.reason, EndReason::ExitCode);
+  EXPECT_EQ(v.task.exit_code, 3);
+}
+
+TEST_F(EngineTest, ArgvEnvCwdAndStdinReachTheProcess) {
+  open();
+  TaskSpec spec;
+  spec.kind = TaskKind::Argv;
+  spec.argv = {"sh", "-c", "printf '%s|%s|' \"$GREETING\" \"$(pwd)\"; cat"};
+  spec.env = {{"GREETING", "hello"}};
+  spec.cwd = dir.path().string();
+  spec.stdin_data = "from stdin";
+  auto r = engine->submit(spec);
+  ASSERT_TRUE(r.ok());
+  auto v = wait_end(r->view.task.id);
+  EXPECT_EQ(v.task.status, TaskStatus::Completed);
+  EXPECT_EQ(output(r->view.task.id), "hello|" + dir.path().string() + "|from stdin");
+}
+
+TEST_F(EngineTest, SpawnErrorsFailWithAReason) {
+  open();
+  TaskSpec spec;
+  spec.kind = TaskKind::Argv;
+  spec.argv = {"definitely-not-a-command-xyz"};
+  auto r = engine->submit(spec);
+  ASSERT_TRUE(r.ok());
+  auto v = wait_end(r->view.task.id);
+  EXPECT_EQ(v.task.status, TaskStatus::Failed);
+  EXPECT_EQ(v.task.reason, EndReason::SpawnError);
+  EXPECT_NE(v.task.message.find("definitely-not-a-command-xyz"), std::string::npos);
+  EXPECT_EQ(engine->stats().spawn_errors, 1);
+}
+
+TEST_F(EngineTest, TimeoutKillsTheGroupAndIsNeverCompleted) {
+  open();
+  TaskSpec spec;
+  spec.timeout_ms = 300;
+  auto id = submit("sleep 300 & echo $!; wait", spec);
+  auto v = wait_end(id);
+  EXPECT_EQ(v.task.status, TaskStatus::Failed);
+  EXPECT_EQ(v.task.reason, EndReason::Timeout);
+  pid_t grandchild = std::stoi(output(id));
+  EXPECT_TRUE(test::wait_until([&] { return !test::process_alive(grandchild); }));
+}
+
+TEST_F(EngineTest, CancelStopsARunningTaskAndItEndsCancelled) {
+  open();
+  auto id = submit("echo started; sleep 300");
+  ASSERT_TRUE(test::wait_until([&] { return output(id) == "started\n"; }));
+  auto c = engine->cancel(id);
+  ASSERT_TRUE(c.ok());
+  auto v = wait_end(id);
+  EXPECT_EQ(v.task.status, TaskStatus::Cancelled);
+  EXPECT_EQ(v.task.reason, EndReason::Cancelled);
+  auto again = engine->cancel(id);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::Conflict);
+}
+
+TEST_F(EngineTest, WaitReturnsAsSoonAsTheTaskEndsAndReportsProgress) {
+  open();
+  auto id = submit("echo '::progress 1/2 half'; sleep 0.2; echo '::progress 2/2 done'; sleep 0.2");
+  std::vector<Progress> seen;
+  auto start = std::chrono::steady_clock::now();
+  auto v = engine->wait(id, start + 30s, {}, [&](const TaskView& t) {
+    if (t.task.progress) seen.push_back(*t.task.progress);
+  });
+  ASSERT_TRUE(v.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_EQ(v->task.status, TaskStatus::Completed);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().total, 2.0);
+}
+
+TEST_F(EngineTest, WaitEndsAtItsDeadlineOrWhenStopped) {
+  open();
+  auto id = submit("sleep 300");
+  auto v = engine->wait(id, std::chrono::steady_clock::now() + 50ms, {}, {});
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(is_terminal(v->task.status));
+  std::stop_source stop;
+  stop.request_stop();
+  auto s = engine->wait(id, std::chrono::steady_clock::now() + 30s, stop.get_token(), {});
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(is_terminal(s->task.status));
+}
+
+TEST_F(EngineTest, MaxConcurrentBoundsRunningProcesses) {
+  open(2);
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(submit("sleep 0.2"));
+  int peak = 0;
+  for (const auto& id : ids) {
+    while (true) {
+      peak = std::max(peak, engine->stats().running);
+      auto v = engine->get(id);
+      if (v.ok() && is_terminal(v->task.status)) break;
+      std::this_thread::sleep_for(5ms);  // sampling the gauge, not synchronising
+    }
+  }
+  EXPECT_LE(peak, 2);
+  for (const auto& id : ids) EXPECT_EQ(engine->get(id)->task.status, TaskStatus::Completed);
+}
+
+TEST_F(EngineTest, TasksSurviveAReopenAndQueuedOnesRunAfterIt) {
+  open(1);
+  auto done = submit("echo kept");
+  wait_end(done);
+  auto blocker = submit("sleep 300");
+  auto queued = submit("echo later");
+  ASSERT_TRUE(test::wait_until([&] { return engine->get(blocker)->task.status == TaskStatus::Running; }));
+  engine.reset();  // the blocker is stopped by the shutdown; the queued task stays queued
+  open(1);
+  EXPECT_EQ(engine->get(done)->task.status, TaskStatus::Completed);
+  EXPECT_EQ(output(done), "kept\n");
+  EXPECT_EQ(engine->get(blocker)->task.status, TaskStatus::Cancelled);
+  auto v = wait_end(queued);
+  EXPECT_EQ(v.task.status, TaskStatus::Completed);
+  EXPECT_EQ(output(queued), "later\n");
+}
+
+TEST_F(EngineTest, ASecondEngineOnTheSameStateDirectoryIsRefused) {
+  open();
+  EngineOptions o;
+  o.state_dir = dir.path();
+  auto second = Engine::open(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ErrorCode::Unavailable);
+  EXPECT_NE(second.error().message.find("in use"), std::string::npos);
+}
+
+TEST_F(EngineTest, ListsNewestFirstWithACursor) {
+  open();
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(submit("true"));
+  auto first = engine->list({}, 2, "");
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->tasks.size(), 2u);
+  EXPECT_EQ(first->tasks[0].task.id, ids[4]);
+  ASSERT_TRUE(first->next_cursor);
+  auto second = engine->list({}, 10, *first->next_cursor);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->tasks.size(), 3u);
+  EXPECT_EQ(second->tasks[2].task.id, ids[0]);
+  EXPECT_FALSE(second->next_cursor);
+  EXPECT_FALSE(engine->list({}, 10, "garbage").ok());
+}
+
+TEST_F(EngineTest, IdempotencyKeyReturnsTheFirstTask) {
+  open();
+  TaskSpec spec;
+  spec.idempotency_key = "k1";
+  auto a = submit("true", spec);
+  spec.command = "false";
+  auto again = engine->submit(spec);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->deduplicated);
+  EXPECT_EQ(again->view.task.id, a);
+}
+
+}  // namespace
+}  // namespace orch::engine

@@ -1,0 +1,157 @@
+#include "engine/platform.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace orch::engine::platform {
+namespace {
+
+// Spawns `argv` as a plain child of the test; the caller reaps it.
+pid_t spawn(std::vector<const char*> argv) {
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, argv[0], nullptr, nullptr, const_cast<char* const*>(argv.data()), environ);
+  EXPECT_EQ(rc, 0) << std::strerror(rc);
+  return pid;
+}
+
+bool readable(int fd, int timeout_ms) {
+  pollfd pfd{fd, POLLIN, 0};
+  return ::poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLIN);
+}
+
+TEST(Platform, ReportsThisProcesssResidentMemory) {
+  const std::int64_t rss = current_rss_kb();
+  const std::int64_t peak = peak_rss_kb();
+  EXPECT_GT(rss, 0);
+  // The high-water mark never falls, so a later peak covers an earlier RSS.
+  EXPECT_GE(peak, rss);
+}
+
+TEST(Platform, PeakRssRisesWhenMemoryIsTouched) {
+  constexpr std::size_t kBytes = 64u << 20;
+  std::vector<char> block(kBytes);
+  // Touch every page so it is resident, and keep the compiler from eliding it.
+  for (std::size_t i = 0; i < kBytes; i += 4096) block[i] = static_cast<char>(i);
+  volatile char sink = block[kBytes / 2];
+  (void)sink;
+  EXPECT_GE(peak_rss_kb(), static_cast<std::int64_t>(kBytes / 1024));
+}
+
+TEST(Platform, ReportsSystemAvailableMemory) {
+  EXPECT_GT(mem_available_kb(), 0);
+}
+
+TEST(Platform, ExitWatchTurnsReadableOnlyOnceTheChildExits) {
+  pid_t pid = spawn({"/bin/sleep", "300"});
+  auto watch = open_exit_watch(pid);
+  ASSERT_TRUE(watch.ok()) << watch.error().message;
+  EXPECT_FALSE(readable(watch->get(), 0));
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  EXPECT_TRUE(readable(watch->get(), 10000));
+  // The watch does not reap: the exit status is still ours to collect.
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, WNOHANG), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+}
+
+TEST(Platform, PipeEndsAreCloseOnExec) {
+  auto pipe = make_pipe();
+  ASSERT_TRUE(pipe.ok()) << pipe.error().message;
+  EXPECT_TRUE(::fcntl(pipe->first.get(), F_GETFD) & FD_CLOEXEC);
+  EXPECT_TRUE(::fcntl(pipe->second.get(), F_GETFD) & FD_CLOEXEC);
+  ASSERT_EQ(::write(pipe->second.get(), "x", 1), 1);
+  char c = 0;
+  ASSERT_EQ(::read(pipe->first.get(), &c, 1), 1);
+  EXPECT_EQ(c, 'x');
+}
+
+TEST(Platform, SpawnedChildInheritsNoExtraDescriptors) {
+  // Not close-on-exec, far above stdio: without the close action it would leak.
+  UniqueFd leak(::open("/dev/null", O_RDONLY));
+  ASSERT_TRUE(leak);
+  UniqueFd high(::fcntl(leak.get(), F_DUPFD, 100));
+  ASSERT_TRUE(high);
+  auto pipe = make_pipe();
+  ASSERT_TRUE(pipe.ok());
+
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  ASSERT_EQ(::posix_spawn_file_actions_init(&actions), 0);
+  ASSERT_EQ(::posix_spawnattr_init(&attr), 0);
+  ASSERT_EQ(::posix_spawn_file_actions_adddup2(&actions, pipe->second.get(), STDOUT_FILENO), 0);
+  ASSERT_EQ(close_inherited_fds(&actions, &attr), 0);
+  // `ls` lists its own fds: 0-2 and the directory it reads (3).
+  const char* argv[] = {"/bin/ls", "/proc/self/fd", nullptr};
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, const_cast<char* const*>(argv), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::posix_spawnattr_destroy(&attr);
+  ASSERT_EQ(rc, 0) << std::strerror(rc);
+  pipe->second.reset();
+
+  std::string out;
+  char buf[256];
+  for (ssize_t n; (n = ::read(pipe->first.get(), buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(out, "0\n1\n2\n3\n");
+}
+
+TEST(Poller, ReportsTheKeyOfAReadableDescriptor) {
+  auto poller = Poller::create();
+  ASSERT_TRUE(poller.ok()) << poller.error().message;
+  auto pipe = make_pipe();
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE((*poller)->add(pipe->first.get(), 42).ok());
+
+  std::array<std::uint64_t, 8> keys{};
+  EXPECT_EQ((*poller)->wait(keys, 0), 0u);
+  ASSERT_EQ(::write(pipe->second.get(), "x", 1), 1);
+  ASSERT_EQ((*poller)->wait(keys, 10000), 1u);
+  EXPECT_EQ(keys[0], 42u);
+  // Level-triggered: still reported until the data is read.
+  ASSERT_EQ((*poller)->wait(keys, 0), 1u);
+
+  (*poller)->remove(pipe->first.get());
+  EXPECT_EQ((*poller)->wait(keys, 0), 0u);
+}
+
+TEST(Poller, ReportsEndOfFile) {
+  auto poller = Poller::create();
+  ASSERT_TRUE(poller.ok());
+  auto pipe = make_pipe();
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE((*poller)->add(pipe->first.get(), 7).ok());
+  pipe->second.reset();
+  std::array<std::uint64_t, 8> keys{};
+  ASSERT_EQ((*poller)->wait(keys, 10000), 1u);
+  EXPECT_EQ(keys[0], 7u);
+}
+
+TEST(Poller, WakeEndsAWaitFromAnotherThread) {
+  auto poller = Poller::create();
+  ASSERT_TRUE(poller.ok());
+  std::array<std::uint64_t, 8> keys{};
+  std::jthread waker([&] { (*poller)->wake(); });
+  // No limit on the wait: only the wake-up can end it. It reports no key.
+  EXPECT_EQ((*poller)->wait(keys, -1), 0u);
+  waker.join();
+  // The wake-up was consumed: the next wait times out.
+  EXPECT_EQ((*poller)->wait(keys, 0), 0u);
+}
+
+}  // namespace
+}  // namespace orch::engine::platform

@@ -1,0 +1,647 @@
+#include "engine/process_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/process_probe.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
+
+namespace orch::engine {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The machine is shared with builds: deadlines are generous, and met early.
+constexpr auto kDeadline = std::chrono::milliseconds(20000);
+
+std::vector<std::string> base_env() { return {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"}; }
+
+LaunchSpec shell(const std::string& script, const TaskId& id = "t1") {
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  spec.env = base_env();
+  spec.task_id = id;
+  return spec;
+}
+
+LaunchSpec program(std::vector<std::string> argv, const TaskId& id = "t1") {
+  LaunchSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = base_env();
+  spec.task_id = id;
+  return spec;
+}
+
+// Collects what the runner reports, from its reactor thread.
+class Recorder {
+ public:
+  ProcessCallbacks callbacks() {
+    return {
+        [this](const Progress& p) {
+          std::lock_guard lock(mu_);
+          progress_.push_back(p);
+        },
+        [this](const ExitInfo& info) {
+          std::lock_guard lock(mu_);
+          exits_.push_back(info);
+        },
+    };
+  }
+  std::size_t exit_count() const {
+    std::lock_guard lock(mu_);
+    return exits_.size();
+  }
+  bool wait_for_exits(std::size_t n) const {
+    return test::wait_until([&] { return exit_count() >= n; }, kDeadline);
+  }
+  ExitInfo exit_info(std::size_t i = 0) const {
+    std::lock_guard lock(mu_);
+    return exits_.at(i);
+  }
+  std::vector<Progress> progress() const {
+    std::lock_guard lock(mu_);
+    return progress_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<ExitInfo> exits_;
+  std::vector<Progress> progress_;
+};
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class ProcessRunnerTest : public ::testing::Test {
+ protected:
+  explicit ProcessRunnerTest(std::uint64_t cap = kDefaultStreamCapBytes,
+                             ProcessRunner::Options options = {})
+      : spool_(dir_.path() / "spool", cap), runner_(spool_, options) {}
+
+  pid_t start(const LaunchSpec& spec) {
+    auto pid = runner_.start(spec, recorder_.callbacks());
+    EXPECT_TRUE(pid.ok()) << pid.error().message;
+    return pid.ok() ? *pid : -1;
+  }
+  // Runs to the end and returns what on_exit reported.
+  ExitInfo run(const LaunchSpec& spec) {
+    const std::size_t before = recorder_.exit_count();
+    start(spec);
+    EXPECT_TRUE(recorder_.wait_for_exits(before + 1));
+    return recorder_.exit_count() > before ? recorder_.exit_info(before) : ExitInfo{};
+  }
+  std::string output(StreamKind kind, const TaskId& id = "t1") { return slurp(spool_.path(id, kind)); }
+  // The first line the task printed, once it has printed one.
+  std::string first_line(const TaskId& id = "t1") {
+    std::string line;
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+          std::string out = output(StreamKind::Stdout, id);
+          auto nl = out.find('\n');
+          if (nl == std::string::npos) return false;
+          line = out.substr(0, nl);
+          return true;
+        },
+        kDeadline));
+    return line;
+  }
+  bool group_gone(pid_t pgid) {
+    return test::wait_until([&] { return test::processes_in_group(pgid).empty(); }, kDeadline);
+  }
+  bool gone(pid_t pid) {
+    return test::wait_until([&] { return !test::process_alive(pid); }, kDeadline);
+  }
+
+  test::TempDir dir_;
+  Spool spool_;
+  Recorder recorder_;
+  ProcessRunner runner_;  // last: destroyed first, while the recorder lives
+};
+
+TEST_F(ProcessRunnerTest, ReportsExitCodeZero) {
+  ExitInfo info = run(shell("exit 0"));
+  ASSERT_TRUE(info.exit_code.has_value());
+  EXPECT_EQ(*info.exit_code, 0);
+  EXPECT_FALSE(info.signal.has_value());
+  EXPECT_TRUE(info.error.empty()) << info.error;
+  EXPECT_EQ(runner_.running(), 0u);
+}
+
+TEST_F(ProcessRunnerTest, ReportsNonZeroExitCode) {
+  ExitInfo info = run(shell("exit 3"));
+  EXPECT_EQ(info.exit_code, std::optional<int>(3));
+  EXPECT_FALSE(info.signal.has_value());
+}
+
+TEST_F(ProcessRunnerTest, ReportsTheSignalThatKilledTheLeader) {
+  ExitInfo info = run(shell("kill -9 $$"));
+  EXPECT_FALSE(info.exit_code.has_value());
+  EXPECT_EQ(info.signal, std::optional<int>(SIGKILL));
+}
+
+TEST_F(ProcessRunnerTest, CapturesStdoutAndStderrByteExact) {
+  // Every byte value, over several 64 KiB reads, on both streams.
+  std::string out_bytes;
+  for (int i = 0; i < 300000; ++i) out_bytes.push_back(static_cast<char>((i * 7 + i / 256) % 256));
+  std::string err_bytes = "to stderr\n" + std::string("\0\xff\r\n", 4);
+  std::ofstream(dir_.path() / "out.bin", std::ios::binary) << out_bytes;
+  std::ofstream(dir_.path() / "err.bin", std::ios::binary) << err_bytes;
+
+  LaunchSpec spec = shell("cat out.bin; cat err.bin >&2");
+  spec.cwd = dir_.path().string();
+  ExitInfo info = run(spec);
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  EXPECT_EQ(output(StreamKind::Stdout), out_bytes);
+  EXPECT_EQ(output(StreamKind::Stderr), err_bytes);
+  EXPECT_EQ(info.stdout_bytes, out_bytes.size());
+  EXPECT_EQ(info.stderr_bytes, err_bytes.size());
+  EXPECT_FALSE(info.stdout_capped);
+  EXPECT_FALSE(info.stderr_capped);
+}
+
+TEST_F(ProcessRunnerTest, RunsInTheRequestedWorkingDirectory) {
+  LaunchSpec spec = program({"pwd", "-P"});
+  spec.cwd = dir_.path().string();
+  ExitInfo info = run(spec);
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  EXPECT_EQ(output(StreamKind::Stdout), std::filesystem::canonical(dir_.path()).string() + "\n");
+}
+
+TEST_F(ProcessRunnerTest, PassesArgvAndEnvironmentAsGiven) {
+  LaunchSpec spec = program({"/bin/sh", "-c", "printf '%s|%s|%s' \"$1\" \"$GREETING\" \"${HOME-unset}\"", "sh",
+                             "two words"});
+  spec.env.push_back("GREETING=hello there");
+  run(spec);
+  EXPECT_EQ(output(StreamKind::Stdout), "two words|hello there|unset");
+}
+
+class SmallCapRunnerTest : public ProcessRunnerTest {
+ protected:
+  SmallCapRunnerTest() : ProcessRunnerTest(1000) {}
+};
+
+TEST_F(SmallCapRunnerTest, KeepsTheCapAndAMarkerAndCountsEverything) {
+  ExitInfo info = run(shell("head -c 5000 /dev/zero | tr '\\0' x; echo small >&2"));
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  EXPECT_EQ(output(StreamKind::Stdout), std::string(1000, 'x') + truncation_marker(1000));
+  EXPECT_EQ(info.stdout_bytes, 5000u);
+  EXPECT_TRUE(info.stdout_capped);
+  EXPECT_EQ(output(StreamKind::Stderr), "small\n");
+  EXPECT_EQ(info.stderr_bytes, 6u);
+  EXPECT_FALSE(info.stderr_capped);
+}
+
+TEST_F(ProcessRunnerTest, ParsesProgressLinesAndKeepsThemInTheOutput) {
+  const std::string script =
+      "printf '::progress 1/3 compiling foo\\nplain line\\n::progress 2.5/3\\n::progress nope\\n"
+      "  ::progress 9 indented\\n::progress 3/3 done'";
+  ExitInfo info = run(shell(script));
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  std::vector<Progress> expected = {
+      {1, 3, "compiling foo"},
+      {2.5, 3, ""},
+      {3, 3, "done"},  // the last line has no newline; EOF ends it
+  };
+  EXPECT_EQ(recorder_.progress(), expected);
+  EXPECT_EQ(output(StreamKind::Stdout),
+            "::progress 1/3 compiling foo\nplain line\n::progress 2.5/3\n::progress nope\n"
+            "  ::progress 9 indented\n::progress 3/3 done");
+}
+
+TEST_F(ProcessRunnerTest, ProgressOnStderrIsOnlyOutput) {
+  run(shell("echo '::progress 1/2' >&2"));
+  EXPECT_TRUE(recorder_.progress().empty());
+  EXPECT_EQ(output(StreamKind::Stderr), "::progress 1/2\n");
+}
+
+TEST_F(ProcessRunnerTest, AnOverlongLineIsNotAProgressLine) {
+  // 10 KB on one line, split across reads; the next line still counts.
+  run(shell("printf '::progress 1/2 '; head -c 10000 /dev/zero | tr '\\0' x; printf '\\n::progress 2/2\\n'"));
+  std::vector<Progress> expected = {{2, 2, ""}};
+  EXPECT_EQ(recorder_.progress(), expected);
+}
+
+TEST(ParseProgressLine, ReadsCurrentTotalAndMessage) {
+  EXPECT_EQ(parse_progress_line("::progress 3/10 building foo"), (Progress{3, 10, "building foo"}));
+  EXPECT_EQ(parse_progress_line("::progress 42"), (Progress{42, std::nullopt, ""}));
+  EXPECT_EQ(parse_progress_line("::progress 0.5/1.5"), (Progress{0.5, 1.5, ""}));
+  EXPECT_EQ(parse_progress_line("::progress 7 step seven  "), (Progress{7, std::nullopt, "step seven"}));
+  EXPECT_EQ(parse_progress_line("::progress\t2/4\tmsg\r"), (Progress{2, 4, "msg"}));
+  EXPECT_EQ(parse_progress_line("::progress  5/5   all  done"), (Progress{5, 5, "all  done"}));
+}
+
+TEST(ParseProgressLine, RejectsMalformedLines) {
+  for (const char* line : {"", "::progress", "::progress ", "::progress3/10", "::progressive 3",
+                           "progress 3", " ::progress 3", "::progress x", "::progress -1",
+                           "::progress +1", "::progress 3/", "::progress /3", "::progress 3/x",
+                           "::progress 1/2/3", "::progress 1e5", "::progress inf", "::progress nan",
+                           "::progress 3.", "::progress .5", "::progress 3/10building",
+                           "::progress 1,5"}) {
+    EXPECT_EQ(parse_progress_line(line), std::nullopt) << '"' << line << '"';
+  }
+}
+
+TEST_F(ProcessRunnerTest, StdinComesFromTheGivenFile) {
+  auto path = spool_.write_stdin("t1", "line one\nline two\n");
+  ASSERT_TRUE(path.ok());
+  LaunchSpec spec = program({"cat"});
+  spec.stdin_path = *path;
+  run(spec);
+  EXPECT_EQ(output(StreamKind::Stdout), "line one\nline two\n");
+}
+
+TEST_F(ProcessRunnerTest, StdinDefaultsToDevNull) {
+  // `cat` on an inherited terminal or pipe would wait for ever; /dev/null ends it at once.
+  ExitInfo info = run(program({"cat"}));
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  run(program({"readlink", "/proc/self/fd/0"}, "t2"));
+  EXPECT_EQ(output(StreamKind::Stdout, "t2"), "/dev/null\n");
+}
+
+TEST_F(ProcessRunnerTest, AMissingStdinFileIsAnError) {
+  LaunchSpec spec = program({"cat"});
+  spec.stdin_path = dir_.path() / "no-such-stdin";
+  auto pid = runner_.start(spec, recorder_.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.error().message.find("no-such-stdin"), std::string::npos) << pid.error().message;
+}
+
+TEST_F(ProcessRunnerTest, AMissingProgramIsAnErrorAndNothingIsCalled) {
+  auto pid = runner_.start(program({"no-such-program-xyz"}), recorder_.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_EQ(pid.error().code, ErrorCode::NotFound);
+  EXPECT_NE(pid.error().message.find("cannot start 'no-such-program-xyz'"), std::string::npos);
+  EXPECT_NE(pid.error().message.find("not found in PATH=/usr/local/bin:/usr/bin:/bin"), std::string::npos)
+      << pid.error().message;
+
+  auto absolute = runner_.start(program({(dir_.path() / "missing").string()}), recorder_.callbacks());
+  ASSERT_FALSE(absolute.ok());
+  EXPECT_EQ(absolute.error().code, ErrorCode::NotFound);
+  EXPECT_NE(absolute.error().message.find("No such file or directory"), std::string::npos)
+      << absolute.error().message;
+
+  // A real process that exits proves the reactor would have reported anything queued.
+  run(shell("exit 0", "t2"));
+  EXPECT_EQ(recorder_.exit_count(), 1u);
+  EXPECT_TRUE(recorder_.progress().empty());
+  EXPECT_EQ(runner_.running(), 0u);
+}
+
+TEST_F(ProcessRunnerTest, AFileThatIsNotExecutableIsAnError) {
+  const auto script = dir_.path() / "script.sh";
+  std::ofstream(script) << "#!/bin/sh\necho hi\n";
+  ::chmod(script.c_str(), 0644);
+  auto pid = runner_.start(program({script.string()}), recorder_.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.error().message.find("Permission denied"), std::string::npos) << pid.error().message;
+  EXPECT_NE(pid.error().message.find("chmod +x"), std::string::npos) << pid.error().message;
+}
+
+TEST_F(ProcessRunnerTest, AMissingWorkingDirectoryIsAnError) {
+  LaunchSpec spec = shell("exit 0");
+  spec.cwd = (dir_.path() / "missing").string();
+  auto pid = runner_.start(spec, recorder_.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_EQ(pid.error().message, "working directory '" + spec.cwd + "' does not exist; create it or pass an existing cwd");
+
+  std::ofstream(dir_.path() / "file") << "x";
+  spec.cwd = (dir_.path() / "file").string();
+  pid = runner_.start(spec, recorder_.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.error().message.find("is not a directory"), std::string::npos);
+  EXPECT_EQ(recorder_.exit_count(), 0u);
+}
+
+TEST_F(ProcessRunnerTest, AnEmptyArgvIsAnError) {
+  LaunchSpec spec = program({});
+  auto pid = runner_.start(spec, recorder_.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_EQ(pid.error().code, ErrorCode::InvalidArgument);
+}
+
+TEST_F(ProcessRunnerTest, FindsProgramsThroughTheTasksOwnPath) {
+  const auto bin = dir_.path() / "bin";
+  std::filesystem::create_directories(bin);
+  std::ofstream(bin / "mytool") << "#!/bin/sh\necho \"mytool says $1\"\n";
+  ::chmod((bin / "mytool").c_str(), 0755);
+  LaunchSpec spec = program({"mytool", "hi"});
+  spec.env = {"PATH=" + bin.string() + ":/usr/bin:/bin"};
+  ExitInfo info = run(spec);
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  EXPECT_EQ(output(StreamKind::Stdout), "mytool says hi\n");
+}
+
+TEST(ResolveExecutable, SearchesThePathInTheGivenEnvironment) {
+  test::TempDir dir;
+  const auto a = dir.path() / "a";
+  const auto b = dir.path() / "b";
+  std::filesystem::create_directories(a);
+  std::filesystem::create_directories(b / "tool");  // a directory named like the tool
+  std::ofstream(a / "tool") << "#!/bin/sh\n";
+  ::chmod((a / "tool").c_str(), 0755);
+  const std::string path = "PATH=" + b.string() + ":" + a.string();
+
+  auto found = resolve_executable("tool", {"HOME=/nowhere", path});
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  EXPECT_EQ(*found, (a / "tool").string());
+
+  EXPECT_EQ(resolve_executable("./tool", {path}).value(), "./tool");  // has a slash: as is
+  auto fallback = resolve_executable("sh", {});  // no PATH: /usr/local/bin:/usr/bin:/bin
+  ASSERT_TRUE(fallback.ok()) << fallback.error().message;
+  EXPECT_TRUE(fallback->ends_with("/bin/sh")) << *fallback;
+}
+
+TEST(ResolveExecutable, ExplainsWhatIsWrong) {
+  test::TempDir dir;
+  std::ofstream(dir.path() / "plain") << "data";
+  ::chmod((dir.path() / "plain").c_str(), 0644);
+
+  auto not_executable = resolve_executable("plain", {"PATH=" + dir.path().string()});
+  ASSERT_FALSE(not_executable.ok());
+  EXPECT_NE(not_executable.error().message.find("is not executable"), std::string::npos);
+
+  auto missing = resolve_executable("nope", {"PATH=/nonexistent-dir"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::NotFound);
+  EXPECT_NE(missing.error().message.find("PATH=/nonexistent-dir"), std::string::npos);
+
+  EXPECT_FALSE(resolve_executable("", {}).ok());
+}
+
+TEST(ResolveExecutable, IgnoresRelativePathEntries) {
+  // "" and "." would mean the server's directory, not the task's.
+  test::TempDir dir;
+  std::ofstream(dir.path() / "tool") << "#!/bin/sh\n";
+  ::chmod((dir.path() / "tool").c_str(), 0755);
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  auto found = resolve_executable("tool", {"PATH=:.:bin"});
+  std::filesystem::current_path(previous);
+  EXPECT_FALSE(found.ok());
+}
+
+TEST_F(ProcessRunnerTest, TerminateKillsTheWholeGroup) {
+  pid_t pid = start(shell("sleep 300 & echo $!; wait"));
+  const pid_t grandchild = std::stoi(first_line());
+  ASSERT_TRUE(test::process_alive(grandchild));
+  EXPECT_EQ(runner_.running(), 1u);
+
+  runner_.terminate(pid, 10s);
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(recorder_.exit_info().signal, std::optional<int>(SIGTERM));
+  EXPECT_TRUE(gone(grandchild));
+  EXPECT_TRUE(group_gone(pid));
+  EXPECT_EQ(runner_.running(), 0u);
+}
+
+TEST_F(ProcessRunnerTest, TerminateEscalatesToSigkillAfterTheGrace) {
+  pid_t pid = start(shell("trap '' TERM; echo ready; while :; do sleep 1; done"));
+  ASSERT_EQ(first_line(), "ready");
+  runner_.terminate(pid, 200ms);
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(recorder_.exit_info().signal, std::optional<int>(SIGKILL));
+  EXPECT_TRUE(group_gone(pid));
+}
+
+TEST_F(ProcessRunnerTest, TerminateOfAnUnknownPidDoesNothing) {
+  runner_.terminate(999999, 0ms);
+  ExitInfo info = run(shell("exit 0"));
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  runner_.terminate(999999, 10ms);
+}
+
+TEST_F(ProcessRunnerTest, BackgroundJobsDoNotOutliveTheirTask) {
+  pid_t pid = start(shell("sleep 300 & echo $!"));
+  const pid_t background = std::stoi(first_line());
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(recorder_.exit_info().exit_code, std::optional<int>(0));
+  EXPECT_TRUE(gone(background));
+  EXPECT_TRUE(group_gone(pid));
+}
+
+class ShortGraceRunnerTest : public ProcessRunnerTest {
+ protected:
+  ShortGraceRunnerTest() : ProcessRunnerTest(kDefaultStreamCapBytes, {.straggler_grace = 300ms}) {}
+};
+
+TEST_F(ShortGraceRunnerTest, StragglersThatIgnoreSigtermAreKilled) {
+  // The ignored SIGTERM is inherited; the background sleep holds stdout open.
+  pid_t pid = start(shell("trap '' TERM; sleep 300 & echo $!"));
+  const pid_t straggler = std::stoi(first_line());
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(recorder_.exit_info().exit_code, std::optional<int>(0));
+  EXPECT_TRUE(gone(straggler));
+  EXPECT_TRUE(group_gone(pid));
+}
+
+TEST_F(ShortGraceRunnerTest, StragglersWithoutPipesAreKilledAfterTheReport) {
+  pid_t pid = start(shell("trap '' TERM; sleep 300 >/dev/null 2>&1 & echo $!"));
+  const pid_t straggler = std::stoi(first_line());
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(recorder_.exit_info().exit_code, std::optional<int>(0));
+  EXPECT_TRUE(gone(straggler));
+  EXPECT_TRUE(group_gone(pid));
+}
+
+TEST_F(ShortGraceRunnerTest, PipesHeldOutsideTheGroupAreGivenUpOn) {
+  // setsid takes the sleep out of the group, out of reach of kill(-pgid); the
+  // fifo makes the leader wait until it has left, so the SIGTERM sent when the
+  // leader exits cannot catch it early.
+  LaunchSpec spec = shell("mkfifo left; setsid sh -c 'echo $$ > left; exec sleep 300' & read p < left; echo $p");
+  spec.cwd = dir_.path().string();
+  start(spec);
+  const pid_t escaped = std::stoi(first_line());
+  const bool reported = recorder_.wait_for_exits(1);
+  const bool still_alive = test::process_alive(escaped);
+  ::kill(escaped, SIGKILL);
+  ASSERT_TRUE(reported);
+  EXPECT_EQ(recorder_.exit_info().exit_code, std::optional<int>(0));
+  EXPECT_TRUE(still_alive);
+  EXPECT_TRUE(gone(escaped));
+}
+
+// Reports per task index, from the reactor thread.
+struct Tally {
+  std::mutex mu;
+  std::map<int, std::vector<int>> exit_codes;  // task index → codes reported for it
+
+  std::size_t reported() {
+    std::lock_guard lock(mu);
+    return exit_codes.size();
+  }
+
+  ProcessCallbacks callbacks(int index) {
+    return {nullptr, [this, index](const ExitInfo& info) {
+              std::lock_guard lock(mu);
+              exit_codes[index].push_back(info.exit_code.value_or(-1));
+            }};
+  }
+};
+
+TEST_F(ProcessRunnerTest, OneReactorReportsManyConcurrentProcessesOnceEach) {
+  constexpr int kCount = 200;
+  Tally tally;
+  std::set<pid_t> pids;
+  for (int i = 0; i < kCount; ++i) {
+    auto pid = runner_.start(program({"sleep", "0.2"}, "t" + std::to_string(i)), tally.callbacks(i));
+    ASSERT_TRUE(pid.ok()) << pid.error().message;
+    pids.insert(*pid);
+  }
+  EXPECT_EQ(pids.size(), static_cast<std::size_t>(kCount));
+  ASSERT_TRUE(test::wait_until([&] { return tally.reported() == static_cast<std::size_t>(kCount); }, std::chrono::seconds(60)));
+  EXPECT_EQ(runner_.running(), 0u);
+  std::lock_guard lock(tally.mu);
+  ASSERT_EQ(tally.exit_codes.size(), static_cast<std::size_t>(kCount));
+  for (const auto& [index, codes] : tally.exit_codes) EXPECT_EQ(codes, std::vector<int>{0}) << "task " << index;
+}
+
+TEST_F(ProcessRunnerTest, ReportsEachTaskOnceWithItsOwnExitCode) {
+  constexpr int kCount = 50;
+  Tally tally;
+  for (int i = 0; i < kCount; ++i) {
+    auto pid = runner_.start(shell("exit " + std::to_string(i % 7), "t" + std::to_string(i)), tally.callbacks(i));
+    ASSERT_TRUE(pid.ok()) << pid.error().message;
+  }
+  ASSERT_TRUE(test::wait_until([&] { return tally.reported() == static_cast<std::size_t>(kCount); }, std::chrono::seconds(60)));
+  EXPECT_EQ(runner_.running(), 0u);
+  std::lock_guard lock(tally.mu);
+  ASSERT_EQ(tally.exit_codes.size(), static_cast<std::size_t>(kCount));
+  for (const auto& [index, codes] : tally.exit_codes) EXPECT_EQ(codes, std::vector<int>{index % 7}) << "task " << index;
+}
+
+TEST_F(ProcessRunnerTest, ReportsPeakRssOfTheTaskAndWhatItWaitedFor) {
+  // sort keeps its one 30 MB line in memory; the shell reaps sort, so it counts.
+  ExitInfo info = run(shell("head -c 30000000 /dev/zero | sort >/dev/null"));
+  EXPECT_EQ(info.exit_code, std::optional<int>(0));
+  EXPECT_GT(info.peak_rss_kb, 20000);
+}
+
+TEST_F(ProcessRunnerTest, ReportsWallTime) {
+  ExitInfo info = run(program({"sleep", "0.3"}));
+  EXPECT_GE(info.duration_ms, 250);
+  EXPECT_LT(info.duration_ms, 20000);
+}
+
+TEST_F(ProcessRunnerTest, LiveBytesCountWhileRunningAndEndWithTheTask) {
+  pid_t pid = start(shell("printf 'abc\\n'; printf 'de' >&2; exec sleep 300"));
+  using Bytes = std::optional<std::pair<std::uint64_t, std::uint64_t>>;
+  EXPECT_TRUE(test::wait_until([&] { return runner_.live_bytes(pid) == Bytes(std::pair(4u, 2u)); }, kDeadline));
+  runner_.terminate(pid, 10s);
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(runner_.live_bytes(pid), std::nullopt);
+  EXPECT_EQ(recorder_.exit_info().stdout_bytes, 4u);
+  EXPECT_EQ(recorder_.exit_info().stderr_bytes, 2u);
+}
+
+TEST_F(ProcessRunnerTest, KillAllKillsEveryGroup) {
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i) pids.push_back(start(shell("sleep 300 & wait", "t" + std::to_string(i))));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        for (pid_t pid : pids) if (test::processes_in_group(pid).size() < 2) return false;
+        return true;
+      },
+      kDeadline));
+  runner_.kill_all();
+  ASSERT_TRUE(recorder_.wait_for_exits(3));
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(recorder_.exit_info(i).signal, std::optional<int>(SIGKILL));
+  for (pid_t pid : pids) EXPECT_TRUE(group_gone(pid));
+}
+
+TEST_F(ProcessRunnerTest, CallbacksMayStartTheNextProcess) {
+  Recorder second;
+  std::atomic<bool> started_next{false};
+  auto first = runner_.start(shell("exit 0"),
+                             {nullptr, [&](const ExitInfo&) {
+                                started_next = runner_.start(shell("exit 5", "t2"), second.callbacks()).ok();
+                              }});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(second.wait_for_exits(1));
+  EXPECT_TRUE(started_next);
+  EXPECT_EQ(second.exit_info().exit_code, std::optional<int>(5));
+}
+
+TEST_F(ProcessRunnerTest, ChildrenStartWithDefaultSignalsAndAnEmptyMask) {
+  // What a server typically does to itself; none of it may reach a task.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_pipe {}, old_term {};
+  ::sigaction(SIGPIPE, &ignore, &old_pipe);
+  ::sigaction(SIGTERM, &ignore, &old_term);
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+
+  pid_t pid = start(program({"grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"}));
+
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  const std::string out = output(StreamKind::Stdout);
+  ASSERT_EQ(out.substr(0, 8), "SigBlk:\t") << out;
+  EXPECT_EQ(std::stoull(out.substr(8, 16), nullptr, 16), 0u) << out;
+  const auto ignored_at = out.find("SigIgn:\t");
+  ASSERT_NE(ignored_at, std::string::npos) << out;
+  // Bits 0..30 are signals 1..31. glibc's posix_spawn leaves its two internal
+  // signals (32, 33) ignored in the child, and no public call can reset them.
+  const auto ignored = std::stoull(out.substr(ignored_at + 8, 16), nullptr, 16);
+  EXPECT_EQ(ignored & 0x7fffffffull, 0u) << out;
+}
+
+TEST_F(ProcessRunnerTest, ChildrenInheritOnlyStdio) {
+  UniqueFd leak(::open("/dev/null", O_RDONLY));  // not close-on-exec
+  ASSERT_TRUE(leak);
+  run(program({"ls", "/proc/self/fd"}));
+  EXPECT_EQ(output(StreamKind::Stdout), "0\n1\n2\n3\n");  // 3: the directory ls reads
+}
+
+TEST_F(ProcessRunnerTest, EachProcessLeadsItsOwnGroup) {
+  // Field 5 of /proc/<pid>/stat is the process group ("sh" has no space in its name).
+  pid_t pid = start(shell("cut -d' ' -f5 /proc/$$/stat"));
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(std::stoi(output(StreamKind::Stdout)), pid);
+  EXPECT_NE(pid, ::getpgrp());
+}
+
+TEST(ProcessRunner, DestructionKillsAndReapsWithoutReporting) {
+  test::TempDir dir;
+  Spool spool(dir.path());
+  Recorder recorder;
+  pid_t pid = 0;
+  pid_t grandchild = 0;
+  {
+    ProcessRunner runner(spool, {});
+    auto started = runner.start(shell("sleep 300 & echo $!; wait"), recorder.callbacks());
+    ASSERT_TRUE(started.ok());
+    pid = *started;
+    ASSERT_TRUE(test::wait_until([&] { return slurp(spool.path("t1", StreamKind::Stdout)).find('\n') != std::string::npos; },
+                                 kDeadline));
+    grandchild = std::stoi(slurp(spool.path("t1", StreamKind::Stdout)));
+  }
+  // Reaped by the destructor: not even a zombie is left.
+  EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(pid)));
+  EXPECT_TRUE(test::wait_until([&] { return !test::process_alive(grandchild); }, kDeadline));
+  EXPECT_EQ(recorder.exit_count(), 0u);
+}
+
+}  // namespace
+}  // namespace orch::engine

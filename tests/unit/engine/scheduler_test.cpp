@@ -1,0 +1,272 @@
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+namespace orch::engine {
+namespace {
+
+constexpr std::int64_t kT0 = 1'800'000'000'000;  // a fixed "now" in Unix ms
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  Scheduler sched{Scheduler::Limits{2, 100}, [] { return 0.999999; }};
+  std::int64_t seq = 0;
+
+  TaskId submit(TaskSpec spec = {}, std::int64_t now = kT0) {
+    TaskRecord t;
+    t.id = "task" + std::to_string(++seq);
+    t.seq = seq;
+    t.spec = std::move(spec);
+    t.submitted_at_ms = now;
+    auto r = sched.submit(std::move(t), now);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return "task" + std::to_string(seq);
+  }
+  std::vector<TaskId> take(std::int64_t now = kT0) {
+    std::vector<TaskId> started;
+    (void)sched.take_runnable(now, started);
+    return started;
+  }
+  void finish(const TaskId& id, int code, std::int64_t now = kT0) {
+    AttemptOutcome o;
+    o.exit_code = code;
+    (void)sched.finish_attempt(id, o, now);
+  }
+  TaskStatus status(const TaskId& id) { return sched.find(id)->status; }
+};
+
+TaskSpec with_priority(int p) {
+  TaskSpec s;
+  s.priority = p;
+  return s;
+}
+
+TEST_F(SchedulerTest, HigherPriorityRunsFirstAndFifoWithinALevel) {
+  auto low = submit(with_priority(1));
+  auto high1 = submit(with_priority(9));
+  auto high2 = submit(with_priority(9));
+  EXPECT_EQ(*sched.queue_position(high1), 1u);
+  EXPECT_EQ(*sched.queue_position(high2), 2u);
+  EXPECT_EQ(*sched.queue_position(low), 3u);
+  EXPECT_EQ(take(), (std::vector<TaskId>{high1, high2}));
+  EXPECT_EQ(status(low), TaskStatus::Queued);
+}
+
+TEST_F(SchedulerTest, NeverRunsMoreThanMaxConcurrent) {
+  for (int i = 0; i < 5; ++i) submit();
+  EXPECT_EQ(take().size(), 2u);
+  EXPECT_TRUE(take().empty());
+  finish("task1", 0);
+  EXPECT_EQ(take(), std::vector<TaskId>{"task3"});
+  EXPECT_EQ(sched.running_count(), 2);
+}
+
+TEST_F(SchedulerTest, DependentWaitsUntilItsDependencyCompletes) {
+  auto a = submit();
+  TaskSpec spec;
+  spec.depends_on = {a};
+  auto b = submit(spec);
+  EXPECT_EQ(status(b), TaskStatus::Waiting);
+  EXPECT_EQ(take(), std::vector<TaskId>{a});
+  finish(a, 0);
+  EXPECT_EQ(status(b), TaskStatus::Queued);
+  EXPECT_EQ(take(), std::vector<TaskId>{b});
+}
+
+TEST_F(SchedulerTest, DependencyFailureCancelsDependentsTransitively) {
+  auto a = submit();
+  TaskSpec on_a;
+  on_a.depends_on = {a};
+  auto b = submit(on_a);
+  TaskSpec on_b;
+  on_b.depends_on = {b};
+  auto c = submit(on_b);
+  take();
+  finish(a, 2);
+  EXPECT_EQ(status(a), TaskStatus::Failed);
+  EXPECT_EQ(status(b), TaskStatus::Cancelled);
+  EXPECT_EQ(sched.find(b)->reason, EndReason::DependencyFailed);
+  EXPECT_EQ(status(c), TaskStatus::Cancelled);
+  EXPECT_EQ(sched.find(c)->reason, EndReason::DependencyFailed);
+}
+
+TEST_F(SchedulerTest, DependingOnAnAlreadyFailedTaskCancelsAtOnce) {
+  auto a = submit();
+  take();
+  finish(a, 1);
+  TaskSpec spec;
+  spec.depends_on = {a};
+  auto b = submit(spec);
+  EXPECT_EQ(status(b), TaskStatus::Cancelled);
+  EXPECT_EQ(sched.find(b)->reason, EndReason::DependencyFailed);
+}
+
+TEST_F(SchedulerTest, UnknownDependencyIsRefused) {
+  TaskRecord t;
+  t.id = "x";
+  t.seq = 1;
+  t.spec.depends_on = {"nope"};
+  auto r = sched.submit(t, kT0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::InvalidArgument);
+  EXPECT_NE(r.error().message.find("nope"), std::string::npos);
+  EXPECT_EQ(sched.find("x"), nullptr);
+}
+
+TEST_F(SchedulerTest, FullQueueRefusesWithAClearError) {
+  Scheduler small{Scheduler::Limits{1, 2}};
+  for (int i = 1; i <= 2; ++i) {
+    TaskRecord t;
+    t.id = "t" + std::to_string(i);
+    t.seq = i;
+    ASSERT_TRUE(small.submit(t, kT0).ok());
+  }
+  TaskRecord t;
+  t.id = "t3";
+  t.seq = 3;
+  auto r = small.submit(t, kT0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::QueueFull);
+  EXPECT_NE(r.error().message.find("queue is full"), std::string::npos);
+}
+
+TEST_F(SchedulerTest, RetriesAfterAJitteredExponentialBackoff) {
+  TaskSpec spec;
+  spec.retry = RetryPolicy{3, Backoff::Exponential, 1000, 60000};
+  auto id = submit(spec);
+  take();
+  finish(id, 1);
+  const TaskRecord* t = sched.find(id);
+  EXPECT_EQ(t->status, TaskStatus::Waiting);
+  EXPECT_EQ(t->reason, EndReason::ExitCode);
+  EXPECT_NEAR(static_cast<double>(t->not_before_ms - kT0), 1000, 1);
+  EXPECT_EQ(*sched.next_wakeup_ms(), t->not_before_ms);
+  EXPECT_TRUE(take(kT0 + 500).empty());
+  EXPECT_EQ(take(kT0 + 1000), std::vector<TaskId>{id});
+  EXPECT_EQ(sched.find(id)->attempt, 2);
+  finish(id, 1, kT0 + 1000);
+  EXPECT_NEAR(static_cast<double>(sched.find(id)->not_before_ms - (kT0 + 1000)), 2000, 1);
+  take(kT0 + 3000);
+  finish(id, 1, kT0 + 3000);
+  EXPECT_EQ(status(id), TaskStatus::Failed);
+  EXPECT_EQ(sched.find(id)->attempt, 3);
+}
+
+TEST(RetryDelay, JitterStaysWithinHalfToFullAndRespectsTheCap) {
+  RetryPolicy p{10, Backoff::Exponential, 1000, 5000};
+  EXPECT_EQ(retry_delay_ms(p, 2, 0.0), 500);
+  EXPECT_EQ(retry_delay_ms(p, 3, 0.0), 1000);
+  EXPECT_EQ(retry_delay_ms(p, 9, 0.999999), 4999);
+  RetryPolicy fixed{10, Backoff::Fixed, 300, 0};
+  EXPECT_EQ(retry_delay_ms(fixed, 7, 0.0), 150);
+}
+
+TEST_F(SchedulerTest, RunAtHoldsATaskUntilItsTime) {
+  TaskSpec spec;
+  spec.run_at_ms = kT0 + 5000;
+  auto id = submit(spec);
+  EXPECT_EQ(status(id), TaskStatus::Waiting);
+  EXPECT_TRUE(take(kT0 + 4999).empty());
+  EXPECT_EQ(take(kT0 + 5000), std::vector<TaskId>{id});
+}
+
+TEST_F(SchedulerTest, TimeoutIsReportedAsTimeoutNotAsTheSignal) {
+  TaskSpec spec;
+  spec.timeout_ms = 2000;
+  auto id = submit(spec);
+  take();
+  EXPECT_EQ(*sched.next_wakeup_ms(), kT0 + 2000);
+  EXPECT_TRUE(sched.take_timed_out(kT0 + 1999).empty());
+  EXPECT_EQ(sched.take_timed_out(kT0 + 2000), std::vector<TaskId>{id});
+  EXPECT_TRUE(sched.should_stop(id));
+  AttemptOutcome killed;
+  killed.signal = 15;
+  (void)sched.finish_attempt(id, killed, kT0 + 2100);
+  EXPECT_EQ(status(id), TaskStatus::Failed);
+  EXPECT_EQ(sched.find(id)->reason, EndReason::Timeout);
+}
+
+TEST_F(SchedulerTest, CancelledRunningTaskIsNeverCompletedEvenIfItExitsZero) {
+  auto id = submit();
+  take();
+  bool needs_kill = false;
+  ASSERT_TRUE(sched.cancel(id, kT0, needs_kill).ok());
+  EXPECT_TRUE(needs_kill);
+  EXPECT_EQ(status(id), TaskStatus::Running);
+  finish(id, 0);
+  EXPECT_EQ(status(id), TaskStatus::Cancelled);
+  EXPECT_EQ(sched.find(id)->reason, EndReason::Cancelled);
+}
+
+TEST_F(SchedulerTest, CancellingAQueuedTaskEndsItAndAFinishedOneIsAConflict) {
+  auto id = submit();
+  bool needs_kill = true;
+  ASSERT_TRUE(sched.cancel(id, kT0, needs_kill).ok());
+  EXPECT_FALSE(needs_kill);
+  EXPECT_EQ(status(id), TaskStatus::Cancelled);
+  auto again = sched.cancel(id, kT0, needs_kill);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::Conflict);
+}
+
+TEST_F(SchedulerTest, TasksRunningWhenTheServerDiedAreLostAndRetried) {
+  Scheduler restored{Scheduler::Limits{2, 100}, [] { return 0.0; }};
+  TaskRecord once;
+  once.id = "once";
+  once.seq = 1;
+  once.status = TaskStatus::Running;
+  once.attempt = 1;
+  TaskRecord retried = once;
+  retried.id = "retried";
+  retried.seq = 2;
+  retried.spec.retry.max_attempts = 2;
+  TaskRecord queued;
+  queued.id = "queued";
+  queued.seq = 3;
+  restored.restore(once);
+  restored.restore(retried);
+  restored.restore(queued);
+  auto changes = restored.restore_done(kT0);
+  EXPECT_EQ(restored.find("once")->status, TaskStatus::Failed);
+  EXPECT_EQ(restored.find("once")->reason, EndReason::Lost);
+  EXPECT_EQ(restored.find("retried")->status, TaskStatus::Waiting);
+  EXPECT_EQ(restored.find("queued")->status, TaskStatus::Queued);
+  EXPECT_EQ(restored.max_seq(), 3);
+  EXPECT_GE(changes.size(), 2u);
+}
+
+TEST_F(SchedulerTest, EvictsFinishedTasksByCountAndAge) {
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(submit());
+  for (int i = 0; i < 4; ++i) {
+    if (i % 2 == 0) take();
+    finish(ids[static_cast<std::size_t>(i)], 0, kT0 + i);
+  }
+  auto by_count = sched.evict(2, 1'000'000, kT0 + 10);
+  EXPECT_EQ(by_count, (std::vector<TaskId>{ids[0], ids[1]}));
+  EXPECT_EQ(sched.find(ids[0]), nullptr);
+  auto by_age = sched.evict(10, 5, kT0 + 8);  // finished before kT0+3 are too old
+  EXPECT_EQ(by_age, std::vector<TaskId>{ids[2]});
+  EXPECT_NE(sched.find(ids[3]), nullptr);
+}
+
+TEST_F(SchedulerTest, ListsNewestFirstFromACursor) {
+  for (int i = 0; i < 5; ++i) submit();
+  std::vector<std::int64_t> seen;
+  sched.for_each_newest_first(4, [&](const TaskRecord& t) {
+    seen.push_back(t.seq);
+    return seen.size() < 2;
+  });
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{3, 2}));
+}
+
+TEST_F(SchedulerTest, IdempotencyKeyFindsTheFirstTask) {
+  TaskSpec spec;
+  spec.idempotency_key = "build-42";
+  auto id = submit(spec);
+  EXPECT_EQ(*sched.find_by_idempotency_key("build-42"), id);
+  EXPECT_FALSE(sched.find_by_idempotency_key("other").has_value());
+}
+
+}  // namespace
+}  // namespace orch::engine
