@@ -1,1 +1,216 @@
-// placeholder
+#include "mcp/server.h"
+
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "mcp/progress.h"
+
+namespace orch::mcp {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::array<const char*, 8> kLogLevelNames = {
+    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
+
+std::string log_level_list() {
+  std::string list;
+  for (const char* name : kLogLevelNames) {
+    if (!list.empty()) list += ", ";
+    list += name;
+  }
+  return list;
+}
+
+}  // namespace
+
+std::optional<LogLevel> parse_log_level(std::string_view name) {
+  for (std::size_t i = 0; i < kLogLevelNames.size(); ++i) {
+    if (name == kLogLevelNames[i]) return static_cast<LogLevel>(i);
+  }
+  return std::nullopt;
+}
+
+const char* to_string(LogLevel level) { return kLogLevelNames.at(static_cast<std::size_t>(level)); }
+
+std::string_view negotiate_protocol_version(std::string_view requested) {
+  for (std::string_view supported : kSupportedProtocolVersions) {
+    if (requested == supported) return supported;
+  }
+  return kSupportedProtocolVersions.front();
+}
+
+// --- Server ------------------------------------------------------------------
+
+Server::Server(ServerInfo info, ToolProvider& tools, Executor executor)
+    : info_(std::move(info)), tools_(tools), executor_(std::move(executor)) {}
+
+std::unique_ptr<Session> Server::open_session(transport::MessageSink sink) {
+  return std::make_unique<Session>(*this, std::move(sink));
+}
+
+// --- Session -----------------------------------------------------------------
+
+Session::Session(Server& server, transport::MessageSink sink)
+    : server_(server), dispatcher_(std::move(sink), server.executor()) {
+  dispatcher_.set_admission([this](const std::string& method) { return admit(method); });
+
+  // initialize runs inline so the next message already sees its state.
+  dispatcher_.on_request("initialize", Run::Inline, [this](const json& params, Responder r) {
+    initialize(params, std::move(r));
+  });
+  // ping must answer promptly (§3a), even when the executor is saturated.
+  dispatcher_.on_request("ping", Run::Inline,
+                         [](const json&, Responder r) { r.result(json::object()); });
+  dispatcher_.on_request("logging/setLevel", Run::Inline, [this](const json& params, Responder r) {
+    set_log_level(params, std::move(r));
+  });
+  // The provider's code: its cost is not ours to assume.
+  dispatcher_.on_request("tools/list", Run::OnExecutor,
+                         [this](const json&, Responder r) { list_tools(std::move(r)); });
+  dispatcher_.on_request("tools/call", Run::OnExecutor, [this](const json& params, Responder r) {
+    call_tool(params, std::move(r));
+  });
+  dispatcher_.on_notification("notifications/initialized", [this](const json&) {
+    State expected = State::Initialized;
+    if (!state_.compare_exchange_strong(expected, State::Ready)) {
+      spdlog::debug("mcp: notifications/initialized ignored (not right after initialize)");
+    }
+  });
+}
+
+Session::~Session() { close(); }
+
+void Session::handle(std::string_view text) { dispatcher_.handle(text); }
+
+void Session::handle_oversized(std::size_t bytes, std::size_t limit) {
+  spdlog::warn("mcp: discarded a message of {} bytes (the limit is {})", bytes, limit);
+  dispatcher_.send(error_response(json(), kInvalidRequest,
+                                  "message too large: " + std::to_string(bytes) +
+                                      " bytes, the limit is " + std::to_string(limit)));
+}
+
+void Session::close() { dispatcher_.close(); }
+
+bool Session::initialized() const { return state_.load() != State::New; }
+
+std::string Session::protocol_version() const {
+  std::lock_guard lock(mu_);
+  return protocol_version_;
+}
+
+bool Session::log(LogLevel level, std::string_view logger, json data) {
+  if (state_.load() == State::New || level < log_level_.load()) return false;
+  json params{{"level", to_string(level)}};
+  if (!logger.empty()) params["logger"] = logger;
+  params["data"] = std::move(data);
+  return dispatcher_.send(notification_message("notifications/message", std::move(params)));
+}
+
+std::optional<RpcFault> Session::admit(const std::string& method) const {
+  if (method == "initialize" || method == "ping") return std::nullopt;
+  if (state_.load() == State::New) {
+    return RpcFault{kInvalidRequest,
+                    "the session is not initialized: send initialize first, then " + method};
+  }
+  return std::nullopt;
+}
+
+void Session::initialize(const json& params, Responder responder) {
+  auto requested = params.find("protocolVersion");
+  if (requested == params.end() || !requested->is_string()) {
+    responder.error(kInvalidParams,
+                    R"(initialize needs params.protocolVersion, a string such as "2025-11-25")");
+    return;
+  }
+  State expected = State::New;
+  if (!state_.compare_exchange_strong(expected, State::Initialized)) {
+    responder.error(kInvalidRequest, "the session is already initialized; initialize is sent once");
+    return;
+  }
+  const std::string version(negotiate_protocol_version(requested->get<std::string>()));
+  {
+    std::lock_guard lock(mu_);
+    protocol_version_ = version;
+  }
+  auto client = params.find("clientInfo");
+  std::string client_name = "an unnamed client";
+  if (client != params.end() && client->is_object()) {
+    auto name = client->find("name");
+    if (name != client->end() && name->is_string()) client_name = name->get<std::string>();
+  }
+  spdlog::info("mcp: session initialized by {} (asked for {}, speaking {})", client_name,
+               requested->get<std::string>(), version);
+
+  const ServerInfo& info = server_.info();
+  json server_info{{"name", info.name}, {"version", info.version}};
+  if (!info.title.empty()) server_info["title"] = info.title;
+  json result{
+      {"protocolVersion", version},
+      // Only what we implement (§3a): no list_changed notifications, logging yes.
+      {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
+      {"serverInfo", std::move(server_info)},
+  };
+  if (!info.instructions.empty()) result["instructions"] = info.instructions;
+  responder.result(std::move(result));
+}
+
+void Session::set_log_level(const json& params, Responder responder) {
+  auto level = params.find("level");
+  std::optional<LogLevel> parsed;
+  if (level != params.end() && level->is_string()) parsed = parse_log_level(level->get<std::string>());
+  if (!parsed) {
+    responder.error(kInvalidParams, "logging/setLevel needs params.level, one of " + log_level_list());
+    return;
+  }
+  log_level_.store(*parsed);
+  responder.result(json::object());
+}
+
+void Session::list_tools(Responder responder) {
+  // One page holds every tool; a cursor, if sent, is ignored (§8 pagination
+  // lets the server choose the page size).
+  responder.result(json{{"tools", server_.tools().list_tools()}});
+}
+
+void Session::call_tool(const json& params, Responder responder) {
+  auto name = params.find("name");
+  if (name == params.end() || !name->is_string()) {
+    responder.error(kInvalidParams, "tools/call needs params.name, the tool's name as a string");
+    return;
+  }
+  json arguments = json::object();
+  if (auto args = params.find("arguments"); args != params.end()) {
+    if (!args->is_object()) {
+      responder.error(kInvalidParams,
+                      "tools/call params.arguments must be an object of named arguments");
+      return;
+    }
+    arguments = *args;
+  }
+  const std::string tool = name->get<std::string>();
+
+  ProgressReporter progress(progress_token(params), [this](const json& message) {
+    return dispatcher_.send(message);
+  });
+  ToolCallContext context;
+  context.stop = responder.stop_token();
+  context.has_progress_token = progress.has_token();
+  context.report_progress = [&progress, stop = context.stop](
+                                double value, std::optional<double> total, const std::string& text) {
+    // A cancelled request is no longer active: no more progress for it (§8).
+    if (!stop.stop_requested()) progress.report(value, total, text);
+  };
+
+  std::optional<json> result = server_.tools().call_tool(tool, arguments, context);
+  progress.finish();
+  if (!result) {
+    responder.error(kInvalidParams, "Unknown tool: " + tool);
+    return;
+  }
+  responder.result(std::move(*result));
+}
+
+}  // namespace orch::mcp
