@@ -1,1 +1,285 @@
-// placeholder
+#include "tools/task_json.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/clock.h"
+
+namespace orch::tools {
+
+namespace {
+
+// Progress values are doubles in the engine; `3` reads better than `3.0`.
+json number_json(double v) {
+  if (std::isfinite(v) && std::trunc(v) == v && std::fabs(v) < 9e15) {
+    return static_cast<std::int64_t>(v);
+  }
+  return v;
+}
+
+json prop(const char* type, const char* description) {
+  return {{"type", type}, {"description", description}};
+}
+
+json string_array_schema(const char* description) {
+  return {{"type", "array"}, {"items", {{"type", "string"}}}, {"description", description}};
+}
+
+json status_enum() {
+  return json::array({"queued", "waiting", "running", "completed", "failed", "cancelled"});
+}
+
+json reason_enum() {
+  return json::array({"exit_code", "signal", "timeout", "cancelled", "dependency_failed",
+                      "spawn_error", "worker_crashed", "memory_limit", "lost"});
+}
+
+}  // namespace
+
+json progress_to_json(const engine::Progress& progress) {
+  json j{{"current", number_json(progress.current)}};
+  if (progress.total) j["total"] = number_json(*progress.total);
+  if (!progress.message.empty()) j["message"] = progress.message;
+  return j;
+}
+
+json progress_schema() {
+  return {{"type", "object"},
+          {"description", "the task's own progress, from `::progress <current>[/<total>] [message]` lines"},
+          {"properties",
+           {{"current", {{"type", "number"}}},
+            {"total", {{"type", "number"}}},
+            {"message", {{"type", "string"}}}}},
+          {"required", json::array({"current"})}};
+}
+
+json task_to_json(const engine::TaskView& view, std::int64_t now_ms) {
+  const engine::TaskRecord& t = view.task;
+  const bool terminal = engine::is_terminal(t.status);
+  json j;
+  j["taskId"] = t.id;
+  if (!t.spec.name.empty()) j["name"] = t.spec.name;
+  j["status"] = engine::to_string(t.status);
+  if (t.reason != engine::EndReason::None) j["reason"] = engine::to_string(t.reason);
+  if (!t.message.empty()) j["message"] = t.message;
+  if (t.progress) j["progress"] = progress_to_json(*t.progress);
+  j["attempt"] = t.attempt;
+  j["maxAttempts"] = t.spec.retry.max_attempts;
+  if (t.exit_code) j["exitCode"] = *t.exit_code;
+  if (t.signal) j["signal"] = *t.signal;
+  // A pid is only meaningful while its process runs; afterwards the number
+  // may already belong to someone else.
+  if (t.pid && t.status == engine::TaskStatus::Running) j["pid"] = *t.pid;
+  if (t.peak_rss_kb > 0) j["peakRssKb"] = t.peak_rss_kb;
+  j["submittedAt"] = to_iso8601(t.submitted_at_ms);
+  if (t.started_at_ms > 0) j["startedAt"] = to_iso8601(t.started_at_ms);
+  // During a retry back-off finished_at_ms belongs to the previous attempt;
+  // only a task that has ended has a finish time.
+  if (terminal && t.finished_at_ms > 0) j["finishedAt"] = to_iso8601(t.finished_at_ms);
+  if (t.started_at_ms > 0) {
+    if (terminal && t.finished_at_ms >= t.started_at_ms) {
+      j["durationMs"] = t.finished_at_ms - t.started_at_ms;
+    } else if (t.status == engine::TaskStatus::Running) {
+      j["durationMs"] = std::max<std::int64_t>(0, now_ms - t.started_at_ms);
+    }
+  }
+  if (view.queue_position) j["queuePosition"] = *view.queue_position;
+  j["dependsOn"] = t.spec.depends_on;
+  j["tags"] = t.spec.tags;
+  if (view.cancel_requested && !terminal) j["cancelRequested"] = true;
+  return j;
+}
+
+json task_schema() {
+  json props{
+      {"taskId", prop("string", "id to pass to getStatus, getResult and cancelTask")},
+      {"name", prop("string", "the name given at submit")},
+      {"status", {{"type", "string"}, {"enum", status_enum()}}},
+      {"reason", {{"type", "string"}, {"enum", reason_enum()}, {"description", "why the task ended"}}},
+      {"message", prop("string", "one line: why it waits, how it ended")},
+      {"progress", progress_schema()},
+      {"attempt", prop("integer", "attempts started so far")},
+      {"maxAttempts", prop("integer", "attempts allowed by the retry policy")},
+      {"exitCode", prop("integer", "exit code of the last attempt")},
+      {"signal", prop("integer", "signal that ended the last attempt")},
+      {"pid", prop("integer", "process (and process group) id while running")},
+      {"peakRssKb", prop("integer", "peak resident memory of the task's process, KiB")},
+      {"submittedAt", prop("string", "ISO 8601 UTC")},
+      {"startedAt", prop("string", "ISO 8601 UTC, latest attempt")},
+      {"finishedAt", prop("string", "ISO 8601 UTC")},
+      {"durationMs", prop("integer", "run time of the latest attempt; grows while running")},
+      {"queuePosition", prop("integer", "1-based position among queued tasks")},
+      {"dependsOn", string_array_schema("task ids this task waits for")},
+      {"tags", string_array_schema("tags given at submit")},
+      {"cancelRequested", prop("boolean", "true while a cancelled task's process is being stopped")},
+  };
+  return {{"type", "object"},
+          {"properties", std::move(props)},
+          {"required", json::array({"taskId", "status", "attempt", "maxAttempts", "submittedAt", "dependsOn", "tags"})}};
+}
+
+json window_to_json(const engine::OutputWindow& window, std::uint64_t produced_bytes,
+                    std::uint64_t cap_bytes) {
+  // The spool writes a marker line once a stream passes its cap, so a file
+  // longer than the cap means capped even if the record's count lags.
+  const bool capped = produced_bytes > cap_bytes || window.file_bytes > cap_bytes;
+  std::uint64_t total = std::max(produced_bytes, capped ? cap_bytes + 1 : window.file_bytes);
+  return {{"text", sanitize_utf8(window.data)},
+          {"offset", window.offset},
+          {"nextOffset", window.next_offset},
+          {"totalBytes", total},
+          {"truncated", window.offset > 0 || window.more},
+          {"capped", capped}};
+}
+
+json window_schema() {
+  return {{"type", "object"},
+          {"properties",
+           {{"text", prop("string", "the window's bytes as UTF-8; invalid sequences become U+FFFD")},
+            {"offset", prop("integer", "byte offset of the window's start")},
+            {"nextOffset", prop("integer", "pass as offset to read on from here")},
+            {"totalBytes", prop("integer", "bytes the task wrote on this stream so far")},
+            {"truncated", prop("boolean", "output exists before offset or after nextOffset")},
+            {"capped", prop("boolean", "the stream passed its size cap; later output was not kept")}}},
+          {"required", json::array({"text", "offset", "nextOffset", "totalBytes", "truncated", "capped"})}};
+}
+
+json orchestrator_to_json(const engine::EngineStats& stats, std::string_view version) {
+  json counts = json::object();
+  for (auto s : {engine::TaskStatus::Queued, engine::TaskStatus::Waiting, engine::TaskStatus::Running,
+                 engine::TaskStatus::Completed, engine::TaskStatus::Failed,
+                 engine::TaskStatus::Cancelled}) {
+    auto it = stats.by_status.find(s);
+    counts[engine::to_string(s)] = it == stats.by_status.end() ? 0 : it->second;
+  }
+  json memory{{"rssKb", stats.rss_kb}, {"peakRssKb", stats.peak_rss_kb}};
+  if (stats.mem_available_kb >= 0) memory["systemAvailableKb"] = stats.mem_available_kb;
+  return {{"tasks", std::move(counts)},
+          {"queueDepth", stats.queue_depth},
+          {"queueLimit", stats.queue_limit},
+          {"running", stats.running},
+          {"maxConcurrent", stats.max_concurrent},
+          {"workers",
+           {{"threads", stats.workers.threads},
+            {"busy", stats.workers.busy},
+            {"idle", stats.workers.idle},
+            {"maxThreads", stats.workers.max_threads},
+            {"queuedJobs", stats.workers.queued_jobs}}},
+          {"memory", std::move(memory)},
+          {"uptimeMs", stats.uptime_ms},
+          {"startedAt", to_iso8601(stats.started_at_ms)},
+          // Restart in place comes later; the field is kept so clients can rely on it.
+          {"restarts", {{"count", 0}, {"lastReason", ""}}},
+          {"version", version},
+          {"stateDir", sanitize_utf8(stats.state_dir)},
+          {"tasksSubmitted", stats.tasks_submitted},
+          {"spawnErrors", stats.spawn_errors}};
+}
+
+json orchestrator_schema() {
+  json count{{"type", "integer"}};
+  json counts{{"type", "object"},
+              {"properties",
+               {{"queued", count}, {"waiting", count}, {"running", count},
+                {"completed", count}, {"failed", count}, {"cancelled", count}}},
+              {"required", json::array({"queued", "waiting", "running", "completed", "failed", "cancelled"})}};
+  json workers{{"type", "object"},
+               {"properties",
+                {{"threads", count}, {"busy", count}, {"idle", count},
+                 {"maxThreads", count}, {"queuedJobs", count}}},
+               {"required", json::array({"threads", "busy", "idle", "maxThreads", "queuedJobs"})}};
+  json memory{{"type", "object"},
+              {"properties",
+               {{"rssKb", count}, {"peakRssKb", count},
+                {"systemAvailableKb", prop("integer", "MemAvailable of the machine, KiB")}}},
+              {"required", json::array({"rssKb", "peakRssKb"})}};
+  json restarts{{"type", "object"},
+                {"properties", {{"count", count}, {"lastReason", {{"type", "string"}}}}},
+                {"required", json::array({"count", "lastReason"})}};
+  return {{"type", "object"},
+          {"properties",
+           {{"tasks", counts},
+            {"queueDepth", prop("integer", "tasks not yet running (queued + waiting)")},
+            {"queueLimit", prop("integer", "submits are refused beyond this depth")},
+            {"running", count},
+            {"maxConcurrent", count},
+            {"workers", workers},
+            {"memory", memory},
+            {"uptimeMs", count},
+            {"startedAt", prop("string", "ISO 8601 UTC")},
+            {"restarts", restarts},
+            {"version", {{"type", "string"}}},
+            {"stateDir", {{"type", "string"}}},
+            {"tasksSubmitted", prop("integer", "since this server process started")},
+            {"spawnErrors", count}}},
+          {"required", json::array({"tasks", "queueDepth", "queueLimit", "running", "maxConcurrent", "workers",
+                        "memory", "uptimeMs", "startedAt", "restarts", "version", "stateDir",
+                        "tasksSubmitted", "spawnErrors"})}};
+}
+
+std::string describe_end(const engine::TaskRecord& task) {
+  std::string out;
+  auto add = [&out](const std::string& part) {
+    if (!out.empty()) out += ", ";
+    out += part;
+  };
+  if (task.reason != engine::EndReason::None && task.reason != engine::EndReason::ExitCode &&
+      task.reason != engine::EndReason::Signal) {
+    add(engine::to_string(task.reason));
+  }
+  if (task.exit_code) add("exit code " + std::to_string(*task.exit_code));
+  if (task.signal) add("signal " + std::to_string(*task.signal));
+  if (out.empty() && !task.message.empty()) out = task.message;
+  return out;
+}
+
+std::string sanitize_utf8(std::string_view bytes) {
+  static constexpr char kReplacement[] = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(bytes.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t n = bytes.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    // Length and the allowed range of the second byte (Unicode Table 3-7):
+    // the narrowed ranges exclude overlongs, surrogates and values > U+10FFFF.
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) { len = 3; lo = 0xA0; }
+    else if (c >= 0xE1 && c <= 0xEC) len = 3;
+    else if (c == 0xED) { len = 3; hi = 0x9F; }
+    else if (c >= 0xEE && c <= 0xEF) len = 3;
+    else if (c == 0xF0) { len = 4; lo = 0x90; }
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else if (c == 0xF4) { len = 4; hi = 0x8F; }
+    if (len == 0) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    std::size_t k = 1;  // bytes of the sequence that are valid so far
+    while (k < len && i + k < n) {
+      const unsigned char b = p[i + k];
+      const unsigned char min = k == 1 ? lo : 0x80;
+      const unsigned char max = k == 1 ? hi : 0xBF;
+      if (b < min || b > max) break;
+      ++k;
+    }
+    if (k == len) {
+      out.append(bytes.data() + i, len);
+    } else {
+      out += kReplacement;  // one U+FFFD for the whole cut-off or broken prefix
+    }
+    i += k;
+  }
+  return out;
+}
+
+}  // namespace orch::tools

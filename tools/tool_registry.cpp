@@ -1,1 +1,73 @@
-// placeholder
+#include "tools/tool_registry.h"
+
+#include <spdlog/spdlog.h>
+
+#include "tools/cancel_task.h"
+#include "tools/get_result.h"
+#include "tools/get_status.h"
+#include "tools/list_tasks.h"
+
+#ifndef ORCH_VERSION
+#define ORCH_VERSION "0.0.0"
+#endif
+
+namespace orch::tools {
+
+ToolRegistry::ToolRegistry(engine::Engine& engine, ToolRegistryOptions options) {
+  std::string version = options.version.empty() ? ORCH_VERSION : std::move(options.version);
+  tools_.push_back(make_submit_task_tool(engine, std::move(options.profiles)));
+  tools_.push_back(make_get_status_tool(engine, std::move(version)));
+  tools_.push_back(make_get_result_tool(engine));
+  tools_.push_back(make_cancel_task_tool(engine));
+  tools_.push_back(make_list_tasks_tool(engine));
+}
+
+json ToolRegistry::list_tools() const {
+  json out = json::array();
+  for (const Tool& tool : tools_) out.push_back(tool.descriptor());
+  return out;
+}
+
+const Tool* ToolRegistry::find(std::string_view name) const {
+  for (const Tool& tool : tools_) {
+    if (tool.name == name) return &tool;
+  }
+  return nullptr;
+}
+
+std::optional<json> ToolRegistry::call_tool(const std::string& name, const json& arguments,
+                                            mcp::ToolCallContext& ctx) {
+  const Tool* tool = find(name);
+  if (!tool) return std::nullopt;
+  static const json kEmpty = json::object();
+  const json& args = arguments.is_null() ? kEmpty : arguments;
+  if (!args.is_object()) {
+    return error_result("arguments of " + name + " must be a JSON object, e.g. {\"taskId\": \"t...\"}");
+  }
+  // The boundary for library exceptions (STYLE.md Errors): a bug in a
+  // handler becomes one isError result, not a dropped request.
+  try {
+    return tool->call(args, ctx);
+  } catch (const std::exception& e) {
+    spdlog::error("tool {} failed: {}", name, e.what());
+    return error_result("internal error in " + name + ": " + e.what());
+  }
+}
+
+std::string ToolRegistry::server_instructions() {
+  return "This server runs shell commands and agent CLIs in the background, in parallel, and keeps "
+         "their output.\n"
+         "- Use submitTask instead of running a command inline when it may take more than a few "
+         "seconds (builds, test suites, linters, agent runs) or when several things should run "
+         "at once. It returns a taskId immediately.\n"
+         "- To wait, call getResult with taskId and waitSec (at most 50). It returns as soon as "
+         "the task ends, or with the output so far when the wait runs out; call it again to keep "
+         "waiting. getStatus checks tasks without output or waiting.\n"
+         "- Output is paged by bytes: pass a window's nextOffset as offset to read on, or "
+         "tail: true for the last maxBytes. totalBytes says how much there is.\n"
+         "- cancelTask stops a task by killing its whole process group (SIGTERM, then SIGKILL).\n"
+         "- Tasks live on the server, not in this conversation: they keep running between calls "
+         "and can be found again by id or with listTasks.";
+}
+
+}  // namespace orch::tools

@@ -1,0 +1,73 @@
+#include "tools/tool.h"
+
+#include "engine/engine.h"
+#include "engine/task.h"
+
+namespace orch::tools {
+
+json Tool::descriptor() const {
+  return {{"name", name},
+          {"title", title},
+          {"description", description},
+          {"inputSchema", input_schema},
+          {"outputSchema", output_schema},
+          {"annotations", annotations}};
+}
+
+json success_result(json structured) {
+  // Text content carries the same JSON for clients that ignore
+  // structuredContent (MCP-NOTES §7). Strings were sanitised upstream;
+  // `replace` only guards against a bug turning into a thrown exception.
+  std::string text = structured.dump(-1, ' ', false, json::error_handler_t::replace);
+  return {{"content", json::array({{{"type", "text"}, {"text", std::move(text)}}})},
+          {"structuredContent", std::move(structured)}};
+}
+
+json error_result(std::string_view message) {
+  return {{"content", json::array({{{"type", "text"}, {"text", std::string(message)}}})},
+          {"isError", true}};
+}
+
+json error_result(const Error& error) {
+  // The one place engine/argument error codes become tool results (STYLE.md
+  // Errors). Messages already say what is wrong; add how to act where the
+  // caller can.
+  switch (error.code) {
+    case ErrorCode::InvalidArgument:
+    case ErrorCode::NotFound:
+    case ErrorCode::QueueFull:
+    case ErrorCode::Conflict:
+      return error_result(error.message);
+    case ErrorCode::Forbidden:
+      return error_result(error.message +
+                          " (the server's allow lists decide this; a tool call cannot change them)");
+    case ErrorCode::Unavailable:
+      return error_result(error.message + "; the orchestrator cannot take this now, try again shortly");
+    case ErrorCode::Io:
+      return error_result("I/O error: " + error.message);
+    case ErrorCode::Internal:
+      return error_result("internal error in the orchestrator: " + error.message);
+  }
+  return error_result(error.message);
+}
+
+std::string unknown_task_message(std::string_view id) {
+  std::string shown = json(std::string(id.substr(0, 60)))
+                          .dump(-1, ' ', false, json::error_handler_t::replace);
+  shown = "'" + shown.substr(1, shown.size() - 2) + "'";
+  std::string msg = "unknown task id " + shown;
+  if (!engine::looks_like_task_id(id)) {
+    msg += " (that is not a task id: ids are 't' followed by 26 lowercase letters and digits 2-7, "
+           "as returned by submitTask)";
+  } else {
+    msg += " (it may have finished long ago and been evicted)";
+  }
+  return msg + "; list tasks with listTasks";
+}
+
+const Clock& engine_clock(const engine::Engine& engine) {
+  const Clock* clock = engine.options().clock;
+  return clock ? *clock : SystemClock::instance();
+}
+
+}  // namespace orch::tools
