@@ -1,1 +1,112 @@
-// placeholder
+#include "app/cli.h"
+
+#include <CLI/CLI.hpp>
+
+namespace orch::app {
+
+namespace {
+
+const char* kDescription =
+    "mcp-orchestrator: a Model Context Protocol server that runs builds, test suites and AI-agent\n"
+    "CLIs in the background and in parallel, and keeps every task in an embedded store.\n"
+    "With no transport flag it serves MCP over stdio, which is how editors start it.\n";
+
+const char* kFooter =
+    "Tools: submitTask, getStatus, getResult, cancelTask, listTasks.\n"
+    "Files: the config file (default $XDG_CONFIG_HOME/mcp-orchestrator/config.json) and the state\n"
+    "directory (default $XDG_STATE_HOME/mcp-orchestrator: tasks.db, spool/, logs/).\n"
+    "Register with Claude Code:  claude mcp add orchestrator -- <path to mcp-orchestrator>\n";
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, char** argv, const std::string& version) {
+  CommandLine cl;
+  CLI::App cli{kDescription, "mcp-orchestrator"};
+  cli.footer(kFooter);
+  cli.set_version_flag("--version", "mcp-orchestrator " + version);
+
+  bool stdio = false;
+  std::string config_path;
+  std::string state_dir;
+  std::string store;
+  std::string http;
+  int max_concurrent = 0;
+  std::int64_t max_rss_mb = -1;
+  std::string log_level;
+  std::size_t max_message_bytes = 0;
+  std::int64_t shutdown_grace_sec = -1;
+  std::int64_t kill_grace_sec = -1;
+
+  cli.add_flag("--stdio", stdio, "Serve MCP over stdin/stdout (the default)");
+  cli.add_option("--http", http, "Serve Streamable HTTP on ADDR:PORT (not in this version)");
+  cli.add_option("--config", config_path, "JSON config file (profiles, limits, security)");
+  cli.add_option("--state-dir", state_dir, "Directory for the task store, output spool and logs");
+  cli.add_option("--store", store, "Task store: a SQLite file (path or sqlite://path; default <state-dir>/tasks.db)");
+  cli.add_option("--max-concurrent", max_concurrent, "Task processes running at once")
+      ->check(CLI::Range(1, 4096));
+  cli.add_option("--max-rss-mb", max_rss_mb, "Health limit for the server's own memory (0: none)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 24));
+  cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  cli.add_option("--max-message-bytes", max_message_bytes, "Largest accepted JSON-RPC message")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  cli.add_option("--shutdown-grace-sec", shutdown_grace_sec,
+                 "At exit, how long running tasks may finish before they are stopped")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600}));
+  cli.add_option("--kill-grace-sec", kill_grace_sec,
+                 "On cancel or timeout, seconds between SIGTERM and SIGKILL")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{600}));
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream out, err;
+    cl.exit_code = cli.exit(e, out, err);
+    cl.output = out.str() + err.str();
+    cl.action = CommandLine::Action::Exit;
+    return cl;
+  }
+
+  auto usage_error = [&](const std::string& message) {
+    cl.action = CommandLine::Action::Exit;
+    cl.exit_code = 2;
+    cl.output = "mcp-orchestrator: " + message + "\n";
+    return cl;
+  };
+  if (!http.empty()) {
+    return usage_error("--http: the Streamable HTTP transport is not part of this version; "
+                       "use stdio (the default)");
+  }
+
+  Config config;
+  bool explicit_config = !config_path.empty();
+  std::filesystem::path path = explicit_config ? std::filesystem::path(config_path) : default_config_path();
+  if (auto st = load_config_file(path, explicit_config, config); !st) {
+    return usage_error("bad config: " + st.error().message);
+  }
+  if (!store.empty()) {
+    if (store.rfind("postgresql://", 0) == 0 || store.rfind("postgres://", 0) == 0) {
+      return usage_error("--store: PostgreSQL stores are not part of this version; use a SQLite file");
+    }
+  }
+  if (!state_dir.empty()) {
+    config.state_dir = state_dir;
+    cl.state_dir_explicit = true;
+  } else {
+    config.state_dir = default_state_dir();
+  }
+  if (!store.empty()) {
+    config.store_file = store.rfind("sqlite://", 0) == 0 ? store.substr(9) : store;
+  }
+  if (max_concurrent > 0) config.max_concurrent = max_concurrent;
+  if (max_rss_mb >= 0) config.max_rss_mb = max_rss_mb;
+  if (!log_level.empty()) config.log_level = log_level;
+  if (max_message_bytes > 0) config.max_message_bytes = max_message_bytes;
+  if (shutdown_grace_sec >= 0) config.shutdown_grace_ms = shutdown_grace_sec * 1000;
+  if (kill_grace_sec >= 0) config.kill_grace_ms = kill_grace_sec * 1000;
+  (void)stdio;
+  cl.config = std::move(config);
+  return cl;
+}
+
+}  // namespace orch::app

@@ -1,1 +1,143 @@
-// placeholder
+#include "app/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace orch::app {
+
+namespace {
+
+using nlohmann::json;
+
+std::filesystem::path home_dir() {
+  const char* home = std::getenv("HOME");
+  return home && *home ? std::filesystem::path(home) : std::filesystem::path(".");
+}
+
+std::filesystem::path xdg_dir(const char* var, const char* fallback) {
+  const char* v = std::getenv(var);
+  if (v && *v == '/') return std::filesystem::path(v);
+  return home_dir() / fallback;
+}
+
+// Errors carry where they are: "config.json: limits.maxConcurrent: must be ...".
+class Reader {
+ public:
+  explicit Reader(std::string origin) : origin_(std::move(origin)) {}
+
+  Error error(const std::string& path, const std::string& what) const {
+    return make_error(ErrorCode::InvalidArgument, origin_ + ": " + path + ": " + what);
+  }
+
+  Status only_keys(const json& obj, const std::string& path, const std::set<std::string>& allowed) const {
+    for (const auto& [key, value] : obj.items()) {
+      if (!allowed.count(key)) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        return error(path.empty() ? key : path + "." + key, "unknown key (allowed: " + list + ")");
+      }
+    }
+    return {};
+  }
+
+  template <typename T>
+  Status integer(const json& obj, const std::string& parent, const char* key, std::int64_t min,
+                 std::int64_t max, T& out) const {
+    auto it = obj.find(key);
+    if (it == obj.end()) return {};
+    std::string path = parent + "." + key;
+    if (!it->is_number_integer()) return error(path, "must be an integer, got " + it->dump());
+    auto v = it->get<std::int64_t>();
+    if (v < min || v > max) {
+      return error(path, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                             ", got " + std::to_string(v));
+    }
+    out = static_cast<T>(v);
+    return {};
+  }
+
+ private:
+  std::string origin_;
+};
+
+}  // namespace
+
+std::filesystem::path default_config_path() {
+  return xdg_dir("XDG_CONFIG_HOME", ".config") / "mcp-orchestrator" / "config.json";
+}
+
+std::filesystem::path default_state_dir() {
+  return xdg_dir("XDG_STATE_HOME", ".local/state") / "mcp-orchestrator";
+}
+
+Status parse_config_text(const std::string& text, const std::string& origin, Config& config) {
+  Reader r(origin);
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return make_error(ErrorCode::InvalidArgument,
+                      origin + ": not valid JSON (byte " + std::to_string(e.byte) + "): " + e.what());
+  }
+  if (!root.is_object()) return r.error("$", "the config must be a JSON object");
+  if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "profiles", "security"}); !st) {
+    return st;
+  }
+  Config next = config;
+  if (auto it = root.find("limits"); it != root.end()) {
+    if (!it->is_object()) return r.error("limits", "must be an object");
+    if (auto st = r.only_keys(*it, "limits", {"maxConcurrent", "queueSize", "maxMessageBytes"}); !st) return st;
+    if (auto st = r.integer(*it, "limits", "maxConcurrent", 1, 4096, next.max_concurrent); !st) return st;
+    if (auto st = r.integer(*it, "limits", "queueSize", 1, 10'000'000, next.queue_size); !st) return st;
+    if (auto st = r.integer(*it, "limits", "maxMessageBytes", 1024, 1ll << 30, next.max_message_bytes); !st) {
+      return st;
+    }
+  }
+  if (auto it = root.find("retention"); it != root.end()) {
+    if (!it->is_object()) return r.error("retention", "must be an object");
+    if (auto st = r.only_keys(*it, "retention", {"count", "maxAgeHours"}); !st) return st;
+    if (auto st = r.integer(*it, "retention", "count", 0, 10'000'000, next.retention_count); !st) return st;
+    if (auto st = r.integer(*it, "retention", "maxAgeHours", 0, 24 * 3650, next.retention_hours); !st) return st;
+  }
+  if (auto it = root.find("output"); it != root.end()) {
+    if (!it->is_object()) return r.error("output", "must be an object");
+    if (auto st = r.only_keys(*it, "output", {"streamCapMb"}); !st) return st;
+    std::int64_t mb = static_cast<std::int64_t>(next.stream_cap_bytes >> 20);
+    if (auto st = r.integer(*it, "output", "streamCapMb", 1, 1 << 20, mb); !st) return st;
+    next.stream_cap_bytes = static_cast<std::uint64_t>(mb) << 20;
+  }
+  if (auto it = root.find("health"); it != root.end()) {
+    if (!it->is_object()) return r.error("health", "must be an object");
+    if (auto st = r.only_keys(*it, "health", {"maxRssMb"}); !st) return st;
+    if (auto st = r.integer(*it, "health", "maxRssMb", 0, 1 << 24, next.max_rss_mb); !st) return st;
+  }
+  if (auto it = root.find("profiles"); it != root.end()) {
+    if (!it->is_object()) return r.error("profiles", "must be an object of named profiles");
+    next.has_profiles = !it->empty();
+  }
+  if (auto it = root.find("security"); it != root.end()) {
+    if (!it->is_object()) return r.error("security", "must be an object");
+    next.has_security = !it->empty();
+  }
+  config = next;
+  return {};
+}
+
+Status load_config_file(const std::filesystem::path& path, bool required, Config& config) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (!required) return {};
+    return make_error(ErrorCode::NotFound, path.string() + ": config file not found");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::Io, path.string() + ": cannot read the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config_text(text.str(), path.string(), config);
+}
+
+}  // namespace orch::app

@@ -1,1 +1,32 @@
-int main() { return 0; }
+// mcp-orchestrator: parse flags, build the App, run it, return its exit code.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "app/app.h"
+#include "app/cli.h"
+
+int main(int argc, char** argv) {
+  // A peer that goes away must surface as EPIPE on write, not kill us.
+  ::signal(SIGPIPE, SIG_IGN);
+  // Block the stop signals before any thread exists, so every thread inherits
+  // the mask and only the app's signal thread receives them (with sigwait).
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  auto cl = orch::app::parse_command_line(argc, argv, ORCH_VERSION);
+  if (cl.action == orch::app::CommandLine::Action::Exit) {
+    std::fputs(cl.output.c_str(), cl.exit_code == 0 ? stdout : stderr);
+    return cl.exit_code;
+  }
+  auto app = orch::app::App::create(std::move(cl.config), cl.state_dir_explicit);
+  if (!app) {
+    std::fprintf(stderr, "mcp-orchestrator: %s\n", app.error().message.c_str());
+    return 1;
+  }
+  return (*app)->run();
+}

@@ -1,0 +1,51 @@
+// Config: the JSON config file (SPEC §5) and the command line merged into
+// plain structs. Loading never half-succeeds: a bad file is refused with the
+// file, the JSON path and what is wrong (SPEC §8).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace orch::app {
+
+struct Config {
+  // limits
+  int max_concurrent = 8;
+  std::size_t queue_size = 10000;
+  std::size_t max_message_bytes = 4u << 20;
+  std::uint64_t stream_cap_bytes = 64ull << 20;
+  // retention of finished tasks
+  std::size_t retention_count = 1000;
+  std::int64_t retention_hours = 24 * 7;
+  // stopping
+  std::int64_t kill_grace_ms = 5000;      // SIGTERM → SIGKILL on cancel and timeout
+  std::int64_t shutdown_grace_ms = 0;     // how long running tasks may finish at exit
+  // health
+  std::int64_t max_rss_mb = 0;            // 0: no limit
+  // where
+  std::filesystem::path state_dir;
+  std::filesystem::path store_file;       // empty: <state_dir>/tasks.db
+  std::string log_level = "info";
+  // Sections a later version acts on; kept so the file validates today.
+  bool has_profiles = false;
+  bool has_security = false;
+};
+
+// $XDG_CONFIG_HOME/mcp-orchestrator/config.json (or ~/.config/...).
+std::filesystem::path default_config_path();
+// $XDG_STATE_HOME/mcp-orchestrator (or ~/.local/state/...).
+std::filesystem::path default_state_dir();
+
+// Reads `path` into `config` (fields absent from the file keep their values).
+// `required`: a missing file is an error (an explicit --config); otherwise a
+// missing file means defaults.
+Status load_config_file(const std::filesystem::path& path, bool required, Config& config);
+// Same, from text already read (for tests and fuzzing); `origin` names it.
+Status parse_config_text(const std::string& text, const std::string& origin, Config& config);
+
+}  // namespace orch::app

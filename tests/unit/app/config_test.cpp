@@ -1,0 +1,60 @@
+#include "app/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/support/temp_dir.h"
+
+namespace orch::app {
+namespace {
+
+TEST(Config, ReadsLimitsRetentionAndOutput) {
+  Config c;
+  auto st = parse_config_text(
+      R"({"limits":{"maxConcurrent":3,"queueSize":50},"retention":{"count":10,"maxAgeHours":2},
+          "output":{"streamCapMb":1}})",
+      "config.json", c);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(c.max_concurrent, 3);
+  EXPECT_EQ(c.queue_size, 50u);
+  EXPECT_EQ(c.retention_count, 10u);
+  EXPECT_EQ(c.retention_hours, 2);
+  EXPECT_EQ(c.stream_cap_bytes, 1u << 20);
+}
+
+TEST(Config, RefusesAWrongTypeNamingTheFileAndThePath) {
+  Config c;
+  auto st = parse_config_text(R"({"limits":{"maxConcurrent":2.5}})", "my.json", c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("my.json"), std::string::npos);
+  EXPECT_NE(st.error().message.find("limits.maxConcurrent"), std::string::npos);
+  EXPECT_NE(st.error().message.find("integer"), std::string::npos);
+  EXPECT_EQ(c.max_concurrent, Config{}.max_concurrent) << "nothing applied from a bad file";
+}
+
+TEST(Config, RefusesUnknownKeysOutOfRangeValuesAndBadJson) {
+  Config c;
+  EXPECT_FALSE(parse_config_text(R"({"limitz":{}})", "f", c).ok());
+  EXPECT_FALSE(parse_config_text(R"({"limits":{"maxConcurent":2}})", "f", c).ok());
+  EXPECT_FALSE(parse_config_text(R"({"limits":{"maxConcurrent":0}})", "f", c).ok());
+  auto bad = parse_config_text("{\"limits\": ", "f", c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("not valid JSON"), std::string::npos);
+  EXPECT_FALSE(parse_config_text("[1,2]", "f", c).ok());
+}
+
+TEST(Config, MissingDefaultFileMeansDefaultsButAnExplicitOneMustExist) {
+  test::TempDir dir;
+  Config c;
+  EXPECT_TRUE(load_config_file(dir.path() / "none.json", false, c).ok());
+  auto st = load_config_file(dir.path() / "none.json", true, c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("none.json"), std::string::npos);
+  std::ofstream(dir.path() / "ok.json") << R"({"limits":{"maxConcurrent":7}})";
+  ASSERT_TRUE(load_config_file(dir.path() / "ok.json", true, c).ok());
+  EXPECT_EQ(c.max_concurrent, 7);
+}
+
+}  // namespace
+}  // namespace orch::app
