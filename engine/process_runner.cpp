@@ -651,6 +651,10 @@ void ProcessRunner::Impl::maybe_finish(Child& c) {
 
 Result<pid_t> ProcessRunner::Impl::register_child(std::unique_ptr<Child> child) {
   Child& c = *child;
+  // Once in the table the child belongs to the reactor, which may finish and
+  // free it before this function returns: copy what is needed afterwards.
+  const pid_t pid = c.pid;
+  const bool polled = c.polled;
   Status watched;
   {
     std::lock_guard lock(mu);
@@ -673,15 +677,15 @@ Result<pid_t> ProcessRunner::Impl::register_child(std::unique_ptr<Child> child) 
   }
   if (!watched) {
     // It runs but nothing would watch it: stop it now rather than leak it.
-    ::kill(-c.pid, SIGKILL);
-    while (::waitpid(c.pid, nullptr, 0) < 0 && errno == EINTR) {
+    ::kill(-pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     return make_error(ErrorCode::Unavailable,
                       "cannot watch the new process (" + watched.error().message + "); retry later");
   }
   // A polled child needs the reactor's timeout shortened to the poll interval.
-  if (c.polled) poller->wake();
-  return c.pid;
+  if (polled) poller->wake();
+  return pid;
 }
 
 void ProcessRunner::Impl::kill_all_locked() {

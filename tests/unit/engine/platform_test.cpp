@@ -110,7 +110,7 @@ TEST(Platform, SpawnedChildInheritsNoExtraDescriptors) {
   EXPECT_EQ(out, "0\n1\n2\n3\n");
 }
 
-TEST(Poller, ReportsTheKeyOfAReadableDescriptor) {
+TEST(PlatformPoller, ReportsTheKeyOfAReadableDescriptor) {
   auto poller = Poller::create();
   ASSERT_TRUE(poller.ok()) << poller.error().message;
   auto pipe = make_pipe();
@@ -129,7 +129,7 @@ TEST(Poller, ReportsTheKeyOfAReadableDescriptor) {
   EXPECT_EQ((*poller)->wait(keys, 0), 0u);
 }
 
-TEST(Poller, ReportsEndOfFile) {
+TEST(PlatformPoller, ReportsEndOfFile) {
   auto poller = Poller::create();
   ASSERT_TRUE(poller.ok());
   auto pipe = make_pipe();
@@ -141,7 +141,7 @@ TEST(Poller, ReportsEndOfFile) {
   EXPECT_EQ(keys[0], 7u);
 }
 
-TEST(Poller, WakeEndsAWaitFromAnotherThread) {
+TEST(PlatformPoller, WakeEndsAWaitFromAnotherThread) {
   auto poller = Poller::create();
   ASSERT_TRUE(poller.ok());
   std::array<std::uint64_t, 8> keys{};

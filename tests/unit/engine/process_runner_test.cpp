@@ -191,12 +191,12 @@ TEST_F(ProcessRunnerTest, PassesArgvAndEnvironmentAsGiven) {
   EXPECT_EQ(output(StreamKind::Stdout), "two words|hello there|unset");
 }
 
-class SmallCapRunnerTest : public ProcessRunnerTest {
+class ProcessRunnerSmallCapTest : public ProcessRunnerTest {
  protected:
-  SmallCapRunnerTest() : ProcessRunnerTest(1000) {}
+  ProcessRunnerSmallCapTest() : ProcessRunnerTest(1000) {}
 };
 
-TEST_F(SmallCapRunnerTest, KeepsTheCapAndAMarkerAndCountsEverything) {
+TEST_F(ProcessRunnerSmallCapTest, KeepsTheCapAndAMarkerAndCountsEverything) {
   ExitInfo info = run(shell("head -c 5000 /dev/zero | tr '\\0' x; echo small >&2"));
   EXPECT_EQ(info.exit_code, std::optional<int>(0));
   EXPECT_EQ(output(StreamKind::Stdout), std::string(1000, 'x') + truncation_marker(1000));
@@ -237,7 +237,7 @@ TEST_F(ProcessRunnerTest, AnOverlongLineIsNotAProgressLine) {
   EXPECT_EQ(recorder_.progress(), expected);
 }
 
-TEST(ParseProgressLine, ReadsCurrentTotalAndMessage) {
+TEST(ProcessRunnerParseProgressLine, ReadsCurrentTotalAndMessage) {
   EXPECT_EQ(parse_progress_line("::progress 3/10 building foo"), (Progress{3, 10, "building foo"}));
   EXPECT_EQ(parse_progress_line("::progress 42"), (Progress{42, std::nullopt, ""}));
   EXPECT_EQ(parse_progress_line("::progress 0.5/1.5"), (Progress{0.5, 1.5, ""}));
@@ -246,7 +246,7 @@ TEST(ParseProgressLine, ReadsCurrentTotalAndMessage) {
   EXPECT_EQ(parse_progress_line("::progress  5/5   all  done"), (Progress{5, 5, "all  done"}));
 }
 
-TEST(ParseProgressLine, RejectsMalformedLines) {
+TEST(ProcessRunnerParseProgressLine, RejectsMalformedLines) {
   for (const char* line : {"", "::progress", "::progress ", "::progress3/10", "::progressive 3",
                            "progress 3", " ::progress 3", "::progress x", "::progress -1",
                            "::progress +1", "::progress 3/", "::progress /3", "::progress 3/x",
@@ -347,7 +347,7 @@ TEST_F(ProcessRunnerTest, FindsProgramsThroughTheTasksOwnPath) {
   EXPECT_EQ(output(StreamKind::Stdout), "mytool says hi\n");
 }
 
-TEST(ResolveExecutable, SearchesThePathInTheGivenEnvironment) {
+TEST(ProcessRunnerResolveExecutable, SearchesThePathInTheGivenEnvironment) {
   test::TempDir dir;
   const auto a = dir.path() / "a";
   const auto b = dir.path() / "b";
@@ -367,7 +367,7 @@ TEST(ResolveExecutable, SearchesThePathInTheGivenEnvironment) {
   EXPECT_TRUE(fallback->ends_with("/bin/sh")) << *fallback;
 }
 
-TEST(ResolveExecutable, ExplainsWhatIsWrong) {
+TEST(ProcessRunnerResolveExecutable, ExplainsWhatIsWrong) {
   test::TempDir dir;
   std::ofstream(dir.path() / "plain") << "data";
   ::chmod((dir.path() / "plain").c_str(), 0644);
@@ -384,7 +384,7 @@ TEST(ResolveExecutable, ExplainsWhatIsWrong) {
   EXPECT_FALSE(resolve_executable("", {}).ok());
 }
 
-TEST(ResolveExecutable, IgnoresRelativePathEntries) {
+TEST(ProcessRunnerResolveExecutable, IgnoresRelativePathEntries) {
   // "" and "." would mean the server's directory, not the task's.
   test::TempDir dir;
   std::ofstream(dir.path() / "tool") << "#!/bin/sh\n";
@@ -435,12 +435,12 @@ TEST_F(ProcessRunnerTest, BackgroundJobsDoNotOutliveTheirTask) {
   EXPECT_TRUE(group_gone(pid));
 }
 
-class ShortGraceRunnerTest : public ProcessRunnerTest {
+class ProcessRunnerShortGraceTest : public ProcessRunnerTest {
  protected:
-  ShortGraceRunnerTest() : ProcessRunnerTest(kDefaultStreamCapBytes, {.straggler_grace = 300ms}) {}
+  ProcessRunnerShortGraceTest() : ProcessRunnerTest(kDefaultStreamCapBytes, {.straggler_grace = 300ms}) {}
 };
 
-TEST_F(ShortGraceRunnerTest, StragglersThatIgnoreSigtermAreKilled) {
+TEST_F(ProcessRunnerShortGraceTest, StragglersThatIgnoreSigtermAreKilled) {
   // The ignored SIGTERM is inherited; the background sleep holds stdout open.
   pid_t pid = start(shell("trap '' TERM; sleep 300 & echo $!"));
   const pid_t straggler = std::stoi(first_line());
@@ -450,7 +450,7 @@ TEST_F(ShortGraceRunnerTest, StragglersThatIgnoreSigtermAreKilled) {
   EXPECT_TRUE(group_gone(pid));
 }
 
-TEST_F(ShortGraceRunnerTest, StragglersWithoutPipesAreKilledAfterTheReport) {
+TEST_F(ProcessRunnerShortGraceTest, StragglersWithoutPipesAreKilledAfterTheReport) {
   pid_t pid = start(shell("trap '' TERM; sleep 300 >/dev/null 2>&1 & echo $!"));
   const pid_t straggler = std::stoi(first_line());
   ASSERT_TRUE(recorder_.wait_for_exits(1));
@@ -459,7 +459,7 @@ TEST_F(ShortGraceRunnerTest, StragglersWithoutPipesAreKilledAfterTheReport) {
   EXPECT_TRUE(group_gone(pid));
 }
 
-TEST_F(ShortGraceRunnerTest, PipesHeldOutsideTheGroupAreGivenUpOn) {
+TEST_F(ProcessRunnerShortGraceTest, PipesHeldOutsideTheGroupAreGivenUpOn) {
   // setsid takes the sleep out of the group, out of reach of kill(-pgid); the
   // fifo makes the leader wait until it has left, so the SIGTERM sent when the
   // leader exits cannot catch it early.
