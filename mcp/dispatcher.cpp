@@ -194,8 +194,17 @@ void Dispatcher::dispatch_request(Request request) {
 void Dispatcher::run_call(const std::string& method, const RequestHandler& handler,
                           const json& params, std::shared_ptr<detail::Call> call) {
   const std::string id = to_string(call->id_);
+  // Cancelled by the peer while queued: nobody waits for it, skip the work.
+  // Stopped by close() instead, it still runs, with its stop requested: a
+  // client that writes a request and closes stdin at once (a script) still
+  // gets a real answer to it.
+  bool cancelled = false;
+  {
+    std::lock_guard lock(call->dispatcher_.mu_);
+    cancelled = call->suppressed_;
+  }
   Responder responder(std::move(call));
-  if (responder.stop_token().stop_requested()) {
+  if (cancelled) {
     responder.error(kInternalError, "request cancelled before it started");
     return;
   }
@@ -293,6 +302,11 @@ void Dispatcher::close() {
   calls.clear();  // outside the lock: a call may be destroyed here
   std::unique_lock lock(mu_);
   idle_.wait(lock, [&] { return live_.empty(); });
+}
+
+bool Dispatcher::closing() const {
+  std::lock_guard lock(mu_);
+  return closing_;
 }
 
 std::size_t Dispatcher::in_flight() const {

@@ -8,8 +8,11 @@
 //   was dropped". A job the executor destroys without running it replies the
 //   same. An executor that refuses a job gets -32603 "server busy, retry".
 // - notifications/cancelled {requestId} requests that request's stop token and
-//   suppresses its reply (MCP-NOTES §8: the receiver should not respond).
-//   Unknown or finished ids are ignored.
+//   suppresses its reply (MCP-NOTES §8: the receiver should not respond); a
+//   request cancelled while still queued never reaches its handler. Unknown
+//   or finished ids are ignored.
+// - close() requests stop on every request in flight, including queued ones;
+//   those still run (with the stop requested) and their replies are sent.
 // - A request whose id is already in flight is answered -32600 with that id.
 // - Exceptions from handlers are caught at the job boundary and logged; the
 //   unwinding Responder then answers -32603.
@@ -125,6 +128,8 @@ class Dispatcher {
   // running meanwhile. Idempotent. Never call it from a handler.
   void close();
 
+  // close() has begun.
+  bool closing() const;
   // Requests received and not yet answered.
   std::size_t in_flight() const;
 

@@ -427,6 +427,23 @@ TEST(Dispatcher, CloseStopsRequestsInFlightAndWaitsForTheirAnswers) {
   dispatcher.close();  // idempotent
 }
 
+TEST(Dispatcher, RequestQueuedAtCloseStillRunsWithItsStopRequested) {
+  Wire wire;
+  HeldJobs jobs;
+  Dispatcher dispatcher(wire.sink(), jobs.executor());
+  Gate never_opened;
+  dispatcher.on_request("list", Run::OnExecutor, [&](const json&, Responder r) {
+    bool opened = never_opened.wait(r.stop_token());
+    r.result(opened ? "opened" : "ran, stopped");
+  });
+  dispatcher.handle(request(1, "list"));
+  std::jthread closer([&] { dispatcher.close(); });
+  ASSERT_TRUE(test::wait_until([&] { return dispatcher.closing(); }, kDeadline));
+  jobs.run_all();
+  closer.join();
+  EXPECT_EQ(wire.reply(1).at("result"), "ran, stopped");
+}
+
 TEST(Dispatcher, AnsweringTwiceIsABug) {
   Wire wire;
   ThreadPerJob pool;
