@@ -227,7 +227,8 @@ TEST(TaskJson, OrchestratorCountsEveryStatus) {
   EXPECT_EQ(j.at("restarts"), (json{{"count", 0}, {"lastReason", ""}}));
   EXPECT_EQ(j.at("startedAt"), "2026-11-23T21:00:00.000Z");
   EXPECT_FALSE(j.at("memory").contains("systemAvailableKb"));
-  for (const auto& key : orchestrator_schema().at("required")) {
+  json schema = orchestrator_schema();
+  for (const auto& key : schema.at("required")) {
     EXPECT_TRUE(j.contains(key.get<std::string>())) << key;
   }
 }
