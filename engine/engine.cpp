@@ -421,7 +421,8 @@ std::vector<TaskId> Engine::cancel_all(const std::string& tag) {
   std::vector<TaskId> cancelled;
   for (const TaskId& id : im.scheduler.live_tasks()) {
     const TaskRecord* t = im.scheduler.find(id);
-    if (!t || is_terminal(t->status)) continue;  // ended by an earlier cancel's dependents
+    // Ended by an earlier cancel's dependents, or already being stopped.
+    if (!t || is_terminal(t->status) || im.scheduler.cancel_requested(id)) continue;
     if (!tag.empty() && std::find(t->spec.tags.begin(), t->spec.tags.end(), tag) == t->spec.tags.end()) {
       continue;
     }

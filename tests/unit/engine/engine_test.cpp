@@ -121,6 +121,15 @@ TEST_F(EngineTest, CancelStopsARunningTaskAndItEndsCancelled) {
   EXPECT_EQ(again.error().code, ErrorCode::Conflict);
 }
 
+TEST_F(EngineTest, CancelAllSkipsTasksAlreadyBeingStopped) {
+  open();
+  auto id = submit("trap '' TERM; echo started; sleep 300");
+  ASSERT_TRUE(test::wait_until([&] { return output(id) == "started\n"; }));
+  EXPECT_EQ(engine->cancel_all(""), std::vector<TaskId>{id});
+  EXPECT_TRUE(engine->cancel_all("").empty()) << "still dying, already cancelled";
+  EXPECT_EQ(wait_end(id).task.status, TaskStatus::Cancelled);
+}
+
 TEST_F(EngineTest, WaitReturnsAsSoonAsTheTaskEndsAndReportsProgress) {
   open();
   auto id = submit("echo '::progress 1/2 half'; sleep 0.2; echo '::progress 2/2 done'; sleep 0.2");
