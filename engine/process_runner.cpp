@@ -1,11 +1,8 @@
 #include "engine/process_runner.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +10,6 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <climits>
 #include <cstring>
 #include <mutex>
@@ -23,6 +19,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/platform.h"
+#include "engine/process_spawn.h"
+#include "engine/progress_line.h"
 
 namespace orch::engine {
 
@@ -33,9 +31,6 @@ using TimePoint = SteadyClock::time_point;
 using std::chrono::milliseconds;
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-// Longer lines are not progress lines; keeping more would let a task that
-// prints one endless line grow the server.
-constexpr std::size_t kMaxProgressLine = 4096;
 // After SIGKILL to the group, how long its pipes may stay open before we stop
 // waiting for EOF: only a process that left the group (setsid) can hold them.
 constexpr milliseconds kGiveUpAfterKill{500};
@@ -43,9 +38,6 @@ constexpr milliseconds kGiveUpAfterKill{500};
 constexpr milliseconds kExitPollInterval{20};
 // At destruction, how long SIGKILLed processes get to become reapable.
 constexpr milliseconds kReapAtShutdown{5000};
-// What execvp uses when the environment has no PATH.
-constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
-constexpr std::string_view kProgressPrefix = "::progress";
 
 // Poller keys: a child's serial number and which of its descriptors is ready.
 // Serials are never reused, so a stale event cannot reach a newer child.
@@ -55,53 +47,6 @@ constexpr int kSourceBits = 2;
 constexpr std::uint64_t make_key(std::uint64_t serial, Source source) {
   return serial << kSourceBits | static_cast<std::uint64_t>(source);
 }
-
-// Finds "::progress" lines in output that arrives in arbitrary chunks, keeping
-// at most kMaxProgressLine bytes of the current line and none of a line whose
-// start already shows it is not a progress line.
-class ProgressScanner {
- public:
-  template <typename OnProgress>
-  void feed(const char* data, std::size_t size, const OnProgress& on_progress) {
-    while (size > 0) {
-      const char* newline = static_cast<const char*>(std::memchr(data, '\n', size));
-      const std::size_t len = newline ? static_cast<std::size_t>(newline - data) : size;
-      if (!skip_) take(data, len);
-      if (!newline) return;
-      finish(on_progress);
-      data += len + 1;
-      size -= len + 1;
-    }
-  }
-
-  // Ends the current line (at a newline, or at end of output).
-  template <typename OnProgress>
-  void finish(const OnProgress& on_progress) {
-    if (!skip_ && !line_.empty()) {
-      if (auto progress = parse_progress_line(line_)) on_progress(*progress);
-    }
-    line_.clear();
-    skip_ = false;
-  }
-
- private:
-  void take(const char* data, std::size_t len) {
-    if (line_.size() + len > kMaxProgressLine) {
-      skip_ = true;
-      line_.clear();
-      return;
-    }
-    line_.append(data, len);
-    const std::size_t n = std::min(line_.size(), kProgressPrefix.size());
-    if (line_.compare(0, n, kProgressPrefix.data(), n) != 0) {
-      skip_ = true;
-      line_.clear();
-    }
-  }
-
-  std::string line_;
-  bool skip_ = false;  // the current line cannot be a progress line
-};
 
 struct Stream {
   UniqueFd fd;  // read end of the pipe; closed at EOF or when given up
@@ -152,248 +97,7 @@ void invoke_callback(const char* what, const Callback& callback, const Args&... 
   }
 }
 
-bool set_nonblocking(int fd) {
-  int flags = ::fcntl(fd, F_GETFL);
-  return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
-// Moves a descriptor off 0..2. posix_spawn's dup2 actions run in order, so a
-// source that is itself 0, 1 or 2 (the server started with closed stdio)
-// could be overwritten by an earlier action.
-Result<UniqueFd> above_stdio(UniqueFd fd) {
-  if (fd.get() > 2) return fd;
-  UniqueFd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
-  if (!moved) {
-    return make_error(ErrorCode::Io, std::string("cannot prepare the child's stdio: ") + std::strerror(errno));
-  }
-  return moved;
-}
-
-Status check_cwd(const std::string& cwd) {
-  if (cwd.empty()) return {};
-  struct stat st {};
-  if (::stat(cwd.c_str(), &st) != 0) {
-    if (errno == ENOENT) {
-      return make_error(ErrorCode::NotFound, "working directory '" + cwd +
-                                                 "' does not exist; create it or pass an existing cwd");
-    }
-    return make_error(ErrorCode::InvalidArgument,
-                      "working directory '" + cwd + "' cannot be used: " + std::strerror(errno));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return make_error(ErrorCode::InvalidArgument, "working directory '" + cwd + "' is not a directory");
-  }
-  if (::access(cwd.c_str(), X_OK) != 0) {
-    return make_error(ErrorCode::InvalidArgument,
-                      "working directory '" + cwd + "' is not accessible: " + std::strerror(errno));
-  }
-  return {};
-}
-
-Result<UniqueFd> open_stdin(const LaunchSpec& spec) {
-  // Opened here rather than as a spawn action, so a missing file gets its own
-  // message instead of an ENOENT that would read like a missing program.
-  const std::string path = spec.stdin_path ? spec.stdin_path->string() : "/dev/null";
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    return make_error(ErrorCode::Io, "cannot open the task's stdin '" + path + "': " + std::strerror(errno));
-  }
-  return above_stdio(std::move(fd));
-}
-
-Error spawn_error(int err, const LaunchSpec& spec, const std::string& exe) {
-  const std::string& name = spec.argv.front();
-  std::string message = "cannot start '" + name + "'";
-  if (exe != name) message += " (" + exe + ")";
-  message += ": ";
-  message += std::strerror(err);
-  ErrorCode code = ErrorCode::InvalidArgument;
-  switch (err) {
-    case ENOENT:
-      code = ErrorCode::NotFound;
-      message += name.find('/') != std::string::npos && name.front() != '/'
-                     ? " (a relative path starts at the task's working directory"
-                     : " (check the path";
-      message += "; a '#!' line may also name a missing interpreter)";
-      break;
-    case EACCES:
-    case EPERM:
-      message += " (make it executable with chmod +x and check that its directories are searchable)";
-      break;
-    case ENOEXEC:
-      message += " (not a program this system can run: add a '#!' line or run it with /bin/sh)";
-      break;
-    case ENOTDIR:
-      message += " (a part of the path is not a directory)";
-      break;
-    case E2BIG:
-      message += " (arguments and environment are too long; pass data through stdin or a file)";
-      break;
-    case EAGAIN:
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-      code = ErrorCode::Unavailable;
-      message += " (the system is out of processes, memory or file descriptors; retry later)";
-      break;
-    default:
-      code = ErrorCode::Io;
-      break;
-  }
-  return make_error(code, std::move(message));
-}
-
-// posix_spawn's attribute and file-action objects, destroyed on every path.
-struct SpawnSetup {
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t actions;
-  int rc = 0;  // the first failure while filling them in
-
-  SpawnSetup() {
-    step(::posix_spawnattr_init(&attr));
-    step(::posix_spawn_file_actions_init(&actions));
-  }
-  ~SpawnSetup() {
-    ::posix_spawn_file_actions_destroy(&actions);
-    ::posix_spawnattr_destroy(&attr);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-  void step(int result) {
-    if (rc == 0) rc = result;
-  }
-};
-
-// posix_spawn, never fork: glibc spawns with clone(CLONE_VM|CLONE_VFORK), so
-// its cost does not grow with the server's memory (SPEC §4, BUILD-NOTES.md).
-Result<pid_t> spawn(const std::string& exe, const LaunchSpec& spec, int in, int out, int err) {
-  SpawnSetup s;
-  // pgroup 0: the child leads a new group, so one kill(-pid) reaches
-  // everything it starts (SPEC §3 cancelTask).
-  s.step(::posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                 POSIX_SPAWN_SETSIGDEF));
-  s.step(::posix_spawnattr_setpgroup(&s.attr, 0));
-  // The server blocks or ignores signals for its own reasons (SIGPIPE is
-  // ignored process-wide); a task must start with the defaults, or `yes | head`
-  // spins and a shell cannot be interrupted.
-  sigset_t mask;
-  sigemptyset(&mask);
-  s.step(::posix_spawnattr_setsigmask(&s.attr, &mask));
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGQUIT}) sigaddset(&defaults, sig);
-  s.step(::posix_spawnattr_setsigdefault(&s.attr, &defaults));
-  s.step(::posix_spawn_file_actions_adddup2(&s.actions, in, STDIN_FILENO));
-  s.step(::posix_spawn_file_actions_adddup2(&s.actions, out, STDOUT_FILENO));
-  s.step(::posix_spawn_file_actions_adddup2(&s.actions, err, STDERR_FILENO));
-  // macOS 10.15+ has the same call under the same name.
-  if (!spec.cwd.empty()) s.step(::posix_spawn_file_actions_addchdir_np(&s.actions, spec.cwd.c_str()));
-  s.step(platform::close_inherited_fds(&s.actions, &s.attr));
-  if (s.rc != 0) {
-    return make_error(ErrorCode::Internal,
-                      std::string("cannot prepare to start a process: ") + std::strerror(s.rc));
-  }
-
-  std::vector<char*> argv;
-  argv.reserve(spec.argv.size() + 1);
-  for (const auto& arg : spec.argv) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(spec.env.size() + 1);
-  for (const auto& var : spec.env) envp.push_back(const_cast<char*>(var.c_str()));
-  envp.push_back(nullptr);
-
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, exe.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
-  if (rc != 0) return spawn_error(rc, spec, exe);
-  return pid;
-}
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim_blanks(std::string_view s) {
-  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// digits, optionally "." digits: no sign, exponent, "inf" or "nan".
-std::optional<double> parse_number(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size() && is_digit(s[i])) ++i;
-  if (i == 0) return std::nullopt;
-  if (i < s.size()) {
-    if (s[i] != '.') return std::nullopt;
-    const std::size_t fraction = ++i;
-    while (i < s.size() && is_digit(s[i])) ++i;
-    if (i == fraction || i != s.size()) return std::nullopt;
-  }
-  double value = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return value;
-}
-
 }  // namespace
-
-std::optional<Progress> parse_progress_line(std::string_view line) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (!line.starts_with(kProgressPrefix)) return std::nullopt;
-  line.remove_prefix(kProgressPrefix.size());
-  if (line.empty() || !is_blank(line.front())) return std::nullopt;
-  line = trim_blanks(line);
-  const std::size_t blank = std::min(line.find(' '), line.find('\t'));
-  const std::string_view numbers = line.substr(0, blank);
-  const std::string_view message = blank == std::string_view::npos ? "" : trim_blanks(line.substr(blank));
-
-  Progress progress;
-  const std::size_t slash = numbers.find('/');
-  auto current = parse_number(numbers.substr(0, slash));
-  if (!current) return std::nullopt;
-  progress.current = *current;
-  if (slash != std::string_view::npos) {
-    auto total = parse_number(numbers.substr(slash + 1));
-    if (!total) return std::nullopt;
-    progress.total = *total;
-  }
-  progress.message = std::string(message);
-  return progress;
-}
-
-Result<std::string> resolve_executable(const std::string& name, const std::vector<std::string>& env) {
-  if (name.empty()) {
-    return make_error(ErrorCode::InvalidArgument, "nothing to run: the program name (argv[0]) is empty");
-  }
-  if (name.find('/') != std::string::npos) return name;
-  std::string path = kDefaultPath;
-  for (const auto& var : env) {
-    if (var.starts_with("PATH=")) {
-      path = var.substr(5);
-      break;
-    }
-  }
-  std::string not_executable;
-  for (std::size_t pos = 0; pos <= path.size();) {
-    std::size_t end = std::min(path.find(':', pos), path.size());
-    const std::string dir = path.substr(pos, end - pos);
-    pos = end + 1;
-    // Relative entries (an empty one means ".") would resolve against the
-    // server's directory, not the task's cwd: skip them.
-    if (dir.empty() || dir.front() != '/') continue;
-    std::string candidate = dir + (dir.back() == '/' ? "" : "/") + name;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    if (not_executable.empty()) not_executable = std::move(candidate);
-  }
-  if (!not_executable.empty()) {
-    return make_error(ErrorCode::InvalidArgument, "cannot start '" + name + "': '" + not_executable +
-                                                      "' is not executable (chmod +x it, or fix PATH)");
-  }
-  return make_error(ErrorCode::NotFound, "cannot start '" + name + "': not found in PATH=" + path +
-                                             " (install it, give its absolute path, or set PATH in env)");
-}
 
 struct ProcessRunner::Impl {
   Impl(Spool& spool_in, Options options_in);
@@ -746,38 +450,25 @@ ProcessRunner::~ProcessRunner() {
 Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks callbacks) {
   Impl& m = *impl_;
   if (!m.poller) return make_error(ErrorCode::Unavailable, m.unavailable);
-  if (spec.argv.empty()) {
-    return make_error(ErrorCode::InvalidArgument, "nothing to run: argv is empty; pass the program and its arguments");
-  }
-  if (auto st = check_cwd(spec.cwd); !st) return st.error();
-  auto exe = resolve_executable(spec.argv.front(), spec.env);
-  if (!exe) return exe.error();
-  auto in = open_stdin(spec);
-  if (!in) return in.error();
+  // Everything that can be checked is checked before a spool file is truncated.
+  auto plan = prepare_spawn(spec);
+  if (!plan) return plan.error();
 
   auto child = std::make_unique<Child>();
   std::array<UniqueFd, 2> write_ends;
   for (std::size_t i = 0; i < 2; ++i) {
-    auto pipe = platform::make_pipe();
-    if (!pipe) return make_error(ErrorCode::Unavailable, "cannot create a pipe for the task: " + pipe.error().message);
-    // Only our end is non-blocking: the child's end keeps normal semantics.
-    if (!set_nonblocking(pipe->first.get())) {
-      return make_error(ErrorCode::Io, std::string("cannot set up the task's pipe: ") + std::strerror(errno));
-    }
-    auto write_end = above_stdio(std::move(pipe->second));
-    if (!write_end) return write_end.error();
-    child->streams[i].fd = std::move(pipe->first);
-    write_ends[i] = std::move(*write_end);
+    auto pipe = make_output_pipe();
+    if (!pipe) return pipe.error();
+    child->streams[i].fd = std::move(pipe->read_end);
+    write_ends[i] = std::move(pipe->write_end);
     auto writer = m.spool.open_writer(spec.task_id, i == 0 ? StreamKind::Stdout : StreamKind::Stderr);
     if (!writer) return writer.error();
     child->streams[i].writer = std::move(*writer);
   }
 
   child->started = SteadyClock::now();
-  auto pid = spawn(*exe, spec, in->get(), write_ends[0].get(), write_ends[1].get());
-  // The parent must not keep the write ends, or the pipes never reach EOF.
-  write_ends = {};
-  in->reset();
+  // Takes the write ends and stdin: the parent keeps none of them.
+  auto pid = spawn_process(spec, std::move(*plan), std::move(write_ends[0]), std::move(write_ends[1]));
   if (!pid) return pid.error();
 
   child->pid = *pid;

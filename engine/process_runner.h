@@ -17,7 +17,9 @@
 // while holding their own locks that the runner's callers hold. They may call
 // start() and terminate(). An exception from a callback is logged and dropped.
 //
-// Platform calls (epoll, pidfd, pipe2, closefrom) go through engine/platform.h.
+// The spawn step is engine/process_spawn.h, the "::progress" format is
+// engine/progress_line.h, and platform calls (epoll, pidfd, pipe2, closefrom)
+// go through engine/platform.h.
 // Where pidfd_open fails (kernel < 5.3, or out of descriptors) that child's
 // exit is found by polling waitid(WNOWAIT) every 20 ms instead.
 #pragma once
@@ -31,7 +33,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -110,15 +111,5 @@ class ProcessRunner {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Parses one stdout line (without its newline; a trailing '\r' is ignored) of
-// the form "::progress <current>[/<total>] [message]". Numbers are unsigned
-// integers or decimals ("3", "2.5"); anything else is nullopt.
-std::optional<Progress> parse_progress_line(std::string_view line);
-
-// Resolves argv[0] against the PATH in `env` ("KEY=value" entries; without
-// one, /usr/local/bin:/usr/bin:/bin); a name with '/' is returned as is.
-// Relative PATH entries are skipped. Error if no regular, executable file is found.
-Result<std::string> resolve_executable(const std::string& name, const std::vector<std::string>& env);
 
 }  // namespace orch::engine

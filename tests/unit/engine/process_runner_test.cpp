@@ -237,26 +237,6 @@ TEST_F(ProcessRunnerTest, AnOverlongLineIsNotAProgressLine) {
   EXPECT_EQ(recorder_.progress(), expected);
 }
 
-TEST(ProcessRunnerParseProgressLine, ReadsCurrentTotalAndMessage) {
-  EXPECT_EQ(parse_progress_line("::progress 3/10 building foo"), (Progress{3, 10, "building foo"}));
-  EXPECT_EQ(parse_progress_line("::progress 42"), (Progress{42, std::nullopt, ""}));
-  EXPECT_EQ(parse_progress_line("::progress 0.5/1.5"), (Progress{0.5, 1.5, ""}));
-  EXPECT_EQ(parse_progress_line("::progress 7 step seven  "), (Progress{7, std::nullopt, "step seven"}));
-  EXPECT_EQ(parse_progress_line("::progress\t2/4\tmsg\r"), (Progress{2, 4, "msg"}));
-  EXPECT_EQ(parse_progress_line("::progress  5/5   all  done"), (Progress{5, 5, "all  done"}));
-}
-
-TEST(ProcessRunnerParseProgressLine, RejectsMalformedLines) {
-  for (const char* line : {"", "::progress", "::progress ", "::progress3/10", "::progressive 3",
-                           "progress 3", " ::progress 3", "::progress x", "::progress -1",
-                           "::progress +1", "::progress 3/", "::progress /3", "::progress 3/x",
-                           "::progress 1/2/3", "::progress 1e5", "::progress inf", "::progress nan",
-                           "::progress 3.", "::progress .5", "::progress 3/10building",
-                           "::progress 1,5"}) {
-    EXPECT_EQ(parse_progress_line(line), std::nullopt) << '"' << line << '"';
-  }
-}
-
 TEST_F(ProcessRunnerTest, StdinComesFromTheGivenFile) {
   auto path = spool_.write_stdin("t1", "line one\nline two\n");
   ASSERT_TRUE(path.ok());
@@ -345,55 +325,6 @@ TEST_F(ProcessRunnerTest, FindsProgramsThroughTheTasksOwnPath) {
   ExitInfo info = run(spec);
   EXPECT_EQ(info.exit_code, std::optional<int>(0));
   EXPECT_EQ(output(StreamKind::Stdout), "mytool says hi\n");
-}
-
-TEST(ProcessRunnerResolveExecutable, SearchesThePathInTheGivenEnvironment) {
-  test::TempDir dir;
-  const auto a = dir.path() / "a";
-  const auto b = dir.path() / "b";
-  std::filesystem::create_directories(a);
-  std::filesystem::create_directories(b / "tool");  // a directory named like the tool
-  std::ofstream(a / "tool") << "#!/bin/sh\n";
-  ::chmod((a / "tool").c_str(), 0755);
-  const std::string path = "PATH=" + b.string() + ":" + a.string();
-
-  auto found = resolve_executable("tool", {"HOME=/nowhere", path});
-  ASSERT_TRUE(found.ok()) << found.error().message;
-  EXPECT_EQ(*found, (a / "tool").string());
-
-  EXPECT_EQ(resolve_executable("./tool", {path}).value(), "./tool");  // has a slash: as is
-  auto fallback = resolve_executable("sh", {});  // no PATH: /usr/local/bin:/usr/bin:/bin
-  ASSERT_TRUE(fallback.ok()) << fallback.error().message;
-  EXPECT_TRUE(fallback->ends_with("/bin/sh")) << *fallback;
-}
-
-TEST(ProcessRunnerResolveExecutable, ExplainsWhatIsWrong) {
-  test::TempDir dir;
-  std::ofstream(dir.path() / "plain") << "data";
-  ::chmod((dir.path() / "plain").c_str(), 0644);
-
-  auto not_executable = resolve_executable("plain", {"PATH=" + dir.path().string()});
-  ASSERT_FALSE(not_executable.ok());
-  EXPECT_NE(not_executable.error().message.find("is not executable"), std::string::npos);
-
-  auto missing = resolve_executable("nope", {"PATH=/nonexistent-dir"});
-  ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.error().code, ErrorCode::NotFound);
-  EXPECT_NE(missing.error().message.find("PATH=/nonexistent-dir"), std::string::npos);
-
-  EXPECT_FALSE(resolve_executable("", {}).ok());
-}
-
-TEST(ProcessRunnerResolveExecutable, IgnoresRelativePathEntries) {
-  // "" and "." would mean the server's directory, not the task's.
-  test::TempDir dir;
-  std::ofstream(dir.path() / "tool") << "#!/bin/sh\n";
-  ::chmod((dir.path() / "tool").c_str(), 0755);
-  const auto previous = std::filesystem::current_path();
-  std::filesystem::current_path(dir.path());
-  auto found = resolve_executable("tool", {"PATH=:.:bin"});
-  std::filesystem::current_path(previous);
-  EXPECT_FALSE(found.ok());
 }
 
 TEST_F(ProcessRunnerTest, TerminateKillsTheWholeGroup) {
