@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/mcp_doubles.h"
 #include "tests/support/wait_until.h"
 
 namespace orch::mcp {
@@ -18,75 +19,10 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+using test::ThreadPerJob;
+using test::Wire;
 
 constexpr auto kDeadline = 20s;
-
-// Everything sent to the peer, parsed back.
-class Wire {
- public:
-  transport::MessageSink sink() {
-    return [this](std::string_view text) {
-      EXPECT_EQ(text.find('\n'), std::string_view::npos);
-      std::lock_guard lock(mu_);
-      messages_.push_back(json::parse(text));
-      return true;
-    };
-  }
-  std::vector<json> messages() const {
-    std::lock_guard lock(mu_);
-    return messages_;
-  }
-  std::size_t size() const {
-    std::lock_guard lock(mu_);
-    return messages_.size();
-  }
-  // The reply to `id`, once it has been sent; null json otherwise.
-  json reply(const json& id) const {
-    std::lock_guard lock(mu_);
-    for (const auto& m : messages_) {
-      if (m.contains("id") && m.at("id") == id && !m.contains("method")) return m;
-    }
-    return json();
-  }
-  json wait_reply(const json& id) const {
-    json found;
-    test::wait_until([&] { return !(found = reply(id)).is_null(); }, kDeadline);
-    return found;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<json> messages_;
-};
-
-// One thread per job, joined by the destructor; can be told to refuse.
-class ThreadPerJob {
- public:
-  ~ThreadPerJob() {
-    std::vector<std::jthread> threads;
-    {
-      std::lock_guard lock(mu_);
-      threads = std::move(threads_);
-    }
-  }
-  Executor executor() {
-    return [this](std::function<void()> job) {
-      std::lock_guard lock(mu_);
-      if (refuse_) return false;
-      threads_.emplace_back(std::move(job));
-      return true;
-    };
-  }
-  void refuse(bool refuse) {
-    std::lock_guard lock(mu_);
-    refuse_ = refuse;
-  }
-
- private:
-  std::mutex mu_;
-  bool refuse_ = false;
-  std::vector<std::jthread> threads_;
-};
 
 // Keeps jobs until the test runs or destroys them.
 class HeldJobs {

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/mcp_doubles.h"
 #include "tests/support/wait_until.h"
 
 namespace orch::mcp {
@@ -17,85 +18,10 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+using test::ThreadPerJob;
+using test::Wire;
 
 constexpr auto kDeadline = 20s;
-
-// Everything the session sent, parsed back.
-class Wire {
- public:
-  transport::MessageSink sink() {
-    return [this](std::string_view text) {
-      EXPECT_EQ(text.find('\n'), std::string_view::npos);
-      std::lock_guard lock(mu_);
-      messages_.push_back(json::parse(text));
-      return true;
-    };
-  }
-  std::vector<json> messages() const {
-    std::lock_guard lock(mu_);
-    return messages_;
-  }
-  std::size_t size() const {
-    std::lock_guard lock(mu_);
-    return messages_.size();
-  }
-  json reply(const json& id) const {
-    std::lock_guard lock(mu_);
-    for (const auto& m : messages_) {
-      if (m.contains("id") && m.at("id") == id && !m.contains("method")) return m;
-    }
-    return json();
-  }
-  json wait_reply(const json& id) const {
-    json found;
-    test::wait_until([&] { return !(found = reply(id)).is_null(); }, kDeadline);
-    return found;
-  }
-  std::vector<json> notifications(std::string_view method) const {
-    std::lock_guard lock(mu_);
-    std::vector<json> found;
-    for (const auto& m : messages_) {
-      if (m.value("method", "") == method) found.push_back(m);
-    }
-    return found;
-  }
-  // Index of the first message matching, or -1.
-  int index_of_reply(const json& id) const {
-    std::lock_guard lock(mu_);
-    for (std::size_t i = 0; i < messages_.size(); ++i) {
-      const auto& m = messages_[i];
-      if (m.contains("id") && m.at("id") == id && !m.contains("method")) return static_cast<int>(i);
-    }
-    return -1;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<json> messages_;
-};
-
-// One thread per job, joined by the destructor.
-class ThreadPerJob {
- public:
-  ~ThreadPerJob() {
-    std::vector<std::jthread> threads;
-    {
-      std::lock_guard lock(mu_);
-      threads = std::move(threads_);
-    }
-  }
-  Executor executor() {
-    return [this](std::function<void()> job) {
-      std::lock_guard lock(mu_);
-      threads_.emplace_back(std::move(job));
-      return true;
-    };
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::jthread> threads_;
-};
 
 // A fake provider: "echo", "block" (waits for release() or stop), "progress",
 // and "throws".
