@@ -52,10 +52,12 @@ json error_result(const Error& error) {
 }
 
 std::string unknown_task_message(std::string_view id) {
-  std::string shown = json(std::string(id.substr(0, 60)))
-                          .dump(-1, ' ', false, json::error_handler_t::replace);
-  shown = "'" + shown.substr(1, shown.size() - 2) + "'";
-  std::string msg = "unknown task id " + shown;
+  // The id as JSON shows control characters escaped; drop the JSON quotes.
+  std::string quoted = json(std::string(id.substr(0, 60)))
+                           .dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string msg = "unknown task id '";
+  msg.append(quoted, 1, quoted.size() - 2);
+  msg += "'";
   if (!engine::looks_like_task_id(id)) {
     msg += " (that is not a task id: ids are 't' followed by 26 lowercase letters and digits 2-7, "
            "as returned by submitTask)";
