@@ -75,5 +75,19 @@ TEST(ProgressScanner, OnlyLinesThatStartWithThePrefixCount) {
   EXPECT_EQ(scan({"\n\n::progress 5\n\n"}), (std::vector<Progress>{{5, std::nullopt, ""}}));
 }
 
+TEST(ProgressScanner, AColonStartsALineOnlyAfterANewlineEvenAcrossChunks) {
+  // The line began with "abc" in the previous chunk: not a progress line.
+  EXPECT_TRUE(scan({"abc", "::progress 1/2\n"}).empty());
+  EXPECT_TRUE(scan({"x: y ::progress 1/2\n"}).empty());
+  EXPECT_EQ(scan({"x\n", "::progress 1/2\n"}), (std::vector<Progress>{{1, 2, ""}}));
+  EXPECT_EQ(scan({"a:b\nc:d\n::progress 2/2\n"}), (std::vector<Progress>{{2, 2, ""}}));
+}
+
+TEST(ProgressScanner, ManyShortLinesAroundAProgressLine) {
+  std::string lines;
+  for (int i = 0; i < 10000; ++i) lines += "y\n";
+  EXPECT_EQ(scan({lines + "::progress 5/9 half\n" + lines}), (std::vector<Progress>{{5, 9, "half"}}));
+}
+
 }  // namespace
 }  // namespace orch::engine
