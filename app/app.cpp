@@ -143,21 +143,23 @@ int App::run() {
   options.max_message_bytes = im.config.max_message_bytes;
   transport::StdioTransport stdio(STDIN_FILENO, *out_fd, options);
 
-  // SIGTERM/SIGINT are blocked in every thread (main() did so before any
-  // thread started); this thread takes them synchronously and asks the
-  // transport to stop, which is async-signal-safe anyway.
+  // SIGTERM, SIGINT and SIGHUP (the terminal of `scripts/run` closed) are
+  // blocked in every thread (main() did so before any thread started); this
+  // thread takes them synchronously and asks the transport to stop, so each
+  // gets the orderly shutdown: running tasks stopped, nothing orphaned.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);  // our own wake-up at exit
   std::atomic<bool> done{false};
   std::jthread signals([&] {
     while (!done.load()) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGTERM || sig == SIGINT) {
-        spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      if (sig != SIGUSR1) {
+        spdlog::info("received SIG{}; shutting down", sigabbrev_np(sig));
         stdio.stop();
       }
     }

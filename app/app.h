@@ -1,7 +1,7 @@
 // App: wires the layers and owns start and shutdown order (STYLE.md, Layout).
 //
 // Start: logging → engine (store, spool, runner, threads) → tools → MCP server
-// → stdio transport. Stop (stdin EOF, SIGTERM or SIGINT): the transport stops
+// → stdio transport. Stop (stdin EOF, SIGTERM, SIGINT or SIGHUP): the transport stops
 // reading, the MCP session answers or cancels what is in flight, the engine
 // stops starting tasks and stops the running ones after the shutdown grace,
 // then everything is joined in reverse order. Not thread-safe: one App per

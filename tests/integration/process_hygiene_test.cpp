@@ -119,17 +119,26 @@ TEST_F(ProcessHygiene, NothingIsLeftAfterTheServerExitsOnStdinEof) {
   expect_all_gone(b, scaled(5s));
 }
 
-TEST_F(ProcessHygiene, NothingIsLeftAfterTheServerExitsOnSigterm) {
+class ProcessHygieneOnSignal : public ProcessHygiene, public ::testing::WithParamInterface<int> {};
+
+// SIGHUP comes when the terminal of `scripts/run` closes; it must not skip the
+// orderly stop that SIGTERM and SIGINT get.
+TEST_P(ProcessHygieneOnSignal, NothingIsLeftAfterTheServerExitsOnTheSignal) {
   ServerProcess& server = start_server();
   server.initialize();
   Running r = start_grandchild_task(server);
   ASSERT_GT(r.grandchild, 0);
-  server.kill(SIGTERM);
+  server.kill(GetParam());
   auto status = server.wait_exit(scaled(10s));
   ASSERT_TRUE(status);
   EXPECT_TRUE(status->ok()) << status->describe();
   expect_all_gone(r, scaled(5s));
 }
+
+INSTANTIATE_TEST_SUITE_P(StopSignals, ProcessHygieneOnSignal, ::testing::Values(SIGTERM, SIGINT, SIGHUP),
+                         [](const ::testing::TestParamInfo<int>& param) {
+                           return std::string(sigabbrev_np(param.param));
+                         });
 
 TEST_F(ProcessHygiene, BackgroundChildOfAFinishedTaskIsStopped) {
   ServerProcess& server = start_server();
