@@ -12,18 +12,9 @@ constexpr std::string_view kAllowed[] = {"taskId", "all", "tag"};
 json cancel_one(engine::Engine& engine, const std::string& id) {
   auto view = engine.cancel(id);
   if (!view) {
-    const Error& e = view.error();
-    if (e.code == ErrorCode::NotFound) return error_result(unknown_task_message(id));
-    if (e.code == ErrorCode::Conflict) {
-      // Say how it ended, so the caller need not ask: "task t… already
-      // completed (exit code 0); nothing to cancel".
-      if (auto now = engine.get(id); now && engine::is_terminal(now->task.status)) {
-        std::string how = describe_end(now->task);
-        return error_result("task " + id + " already " + engine::to_string(now->task.status) +
-                            (how.empty() ? "" : " (" + how + ")") + "; nothing to cancel");
-      }
-    }
-    return error_result(e);
+    // The engine's Conflict message already says how the task ended.
+    if (view.error().code == ErrorCode::NotFound) return error_result(unknown_task_message(id));
+    return error_result(view.error());
   }
   const std::int64_t now_ms = to_unix_ms(engine_clock(engine).wall_now());
   return success_result({{"cancelled", json::array({id})}, {"task", task_to_json(*view, now_ms)}});

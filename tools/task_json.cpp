@@ -217,22 +217,6 @@ json orchestrator_schema() {
                         "tasksSubmitted", "spawnErrors"})}};
 }
 
-std::string describe_end(const engine::TaskRecord& task) {
-  std::string out;
-  auto add = [&out](const std::string& part) {
-    if (!out.empty()) out += ", ";
-    out += part;
-  };
-  if (task.reason != engine::EndReason::None && task.reason != engine::EndReason::ExitCode &&
-      task.reason != engine::EndReason::Signal) {
-    add(engine::to_string(task.reason));
-  }
-  if (task.exit_code) add("exit code " + std::to_string(*task.exit_code));
-  if (task.signal) add("signal " + std::to_string(*task.signal));
-  if (out.empty() && !task.message.empty()) out = task.message;
-  return out;
-}
-
 std::string sanitize_utf8(std::string_view bytes) {
   static constexpr char kReplacement[] = "\xEF\xBF\xBD";
   std::string out;

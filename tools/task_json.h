@@ -44,9 +44,6 @@ json window_schema();
 json orchestrator_to_json(const engine::EngineStats& stats, std::string_view version);
 json orchestrator_schema();
 
-// How a finished task ended, for messages: "exit code 0", "timeout, signal 15".
-std::string describe_end(const engine::TaskRecord& task);
-
 // Bytes as UTF-8 text: every invalid or cut-off sequence becomes U+FFFD (one
 // per maximal ill-formed subpart, as Unicode recommends), so a window that
 // splits a character or a binary stream still yields valid JSON text.

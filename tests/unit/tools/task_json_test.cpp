@@ -152,18 +152,6 @@ TEST(TaskJson, SchemaRequiresOnlyAlwaysPresentFields) {
   }
 }
 
-TEST(TaskJson, DescribeEndSaysHowATaskEnded) {
-  engine::TaskRecord t;
-  t.status = TaskStatus::Completed;
-  t.reason = EndReason::ExitCode;
-  t.exit_code = 0;
-  EXPECT_EQ(describe_end(t), "exit code 0");
-  t.reason = EndReason::Timeout;
-  t.exit_code.reset();
-  t.signal = 15;
-  EXPECT_EQ(describe_end(t), "timeout, signal 15");
-}
-
 TEST(TaskJson, WindowReportsPagingAndCap) {
   engine::OutputWindow w;
   w.data = "hi\n";

@@ -404,7 +404,7 @@ TEST_F(ToolsTest, CancellingAFinishedTaskSaysHowItEnded) {
   std::string id = submit({{"command", "true"}});
   wait_result(id);
   EXPECT_EQ(err("cancelTask", {{"taskId", id}}),
-            "task " + id + " already completed (exit code 0); nothing to cancel");
+            "task " + id + " already completed (exited with code 0); nothing to cancel");
 }
 
 TEST_F(ToolsTest, CancelAllByTag) {
