@@ -251,5 +251,28 @@ TEST_F(StorePersistence, SecondServerOnTheSameStateDirIsRefused) {
   EXPECT_TRUE(first.request("ping").contains("result"));
 }
 
+// A second editor window starts its own stdio server on the default state
+// directory: it must serve from the next instance slot, not fail to start,
+// and the two must not share a store.
+TEST_F(StorePersistence, SecondServerOnTheBusyDefaultStateDirUsesTheNextSlot) {
+  ServerOptions options;
+  options.pass_state_dir = false;
+  options.env = {"XDG_STATE_HOME=" + (state_.path() / "xdg").string()};
+  ServerProcess& first = start_server(options);
+  first.initialize();
+  ServerProcess& second = start_server(options);
+  second.initialize();
+  auto state_of = [](ServerProcess& server) {
+    return structured(server.call_tool("getStatus", json::object())).at("orchestrator").at("stateDir").get<std::string>();
+  };
+  const auto base = state_.path() / "xdg" / "mcp-orchestrator";
+  EXPECT_EQ(state_of(first), base.string());
+  EXPECT_EQ(state_of(second), (base / "instances" / "2").string());
+  std::string id = second.submit({{"command", "echo slot"}});
+  EXPECT_EQ(second.wait_result(id, scaled(20s)).at("status"), "completed");
+  auto unknown = first.call_tool("getStatus", {{"taskId", id}});
+  EXPECT_TRUE(is_tool_error(unknown)) << "the two servers must not share a store";
+}
+
 }  // namespace
 }  // namespace orch::test
