@@ -73,6 +73,16 @@ struct WorkerStats {
   std::size_t queued_jobs = 0;
 };
 
+// Completed, failed and cancelled attempts' run times, as a Prometheus-style
+// histogram: counts[i] is how many took at most bounds_s[i] seconds
+// (cumulative), count includes those over the last bound.
+struct DurationHistogram {
+  std::vector<double> bounds_s;
+  std::vector<std::uint64_t> counts;
+  std::uint64_t count = 0;
+  double sum_s = 0;
+};
+
 struct EngineStats {
   std::map<TaskStatus, std::size_t> by_status;
   std::size_t queue_depth = 0;       // queued + waiting
@@ -87,7 +97,16 @@ struct EngineStats {
   std::int64_t uptime_ms = 0;
   std::int64_t tasks_submitted = 0;  // since this process started
   std::int64_t spawn_errors = 0;
+  DurationHistogram durations;       // tasks that ran and ended, since this process started
   std::string state_dir;
+};
+
+// What changed since a cursor (see Engine::changes_since).
+struct TaskChanges {
+  std::uint64_t cursor = 0;       // pass back to get the changes after these
+  bool snapshot = false;          // `changed` holds every task, not a delta (cursor 0 or too old)
+  std::vector<TaskView> changed;  // each task once, in the order of their latest change
+  std::vector<TaskId> removed;    // evicted by retention (empty in a snapshot)
 };
 
 class Scheduler;
@@ -127,6 +146,17 @@ class Engine {
                         const std::function<void(const TaskView&)>& on_change);
   EngineStats stats() const;
   const EngineOptions& options() const;
+
+  // The change feed behind the dashboard's live view. Cursor 0, or a cursor
+  // older than the changes still remembered, gives a snapshot of every task;
+  // otherwise the tasks whose status, progress, pid or output counters
+  // changed after `cursor`, and the ids evicted since. Blocks until there is
+  // something to report, `deadline` passes or `stop` is requested (then
+  // `changed` is empty and the cursor unchanged).
+  TaskChanges changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop) const;
+
+  // A cheap read of the store, for /healthz: ok, or why not.
+  Status probe_store() const;
 
   // Stops starting tasks, gives running ones `grace` to finish, then stops
   // the rest (SIGTERM, then SIGKILL) and records them as cancelled by the

@@ -1,0 +1,572 @@
+#include "transport/http_server.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <regex>
+#include <thread>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "common/random.h"
+#include "common/unique_fd.h"
+
+namespace orch::transport {
+
+namespace {
+
+constexpr int kListenBacklog = 4096;
+// How long a streamed response waits for its source before looking again at
+// the server's state and the peer: bounds how long stop() waits for streams.
+constexpr std::chrono::milliseconds kStreamPoll{200};
+constexpr std::chrono::seconds kIdleThreadTimeout{30};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Connections wait here for one of at most max_threads threads, started when
+// needed and retired when idle. enqueue() blocks while max_pending connections
+// already wait: the accept loop pauses and the kernel's listen queue holds
+// the rest, so a flood costs no memory here.
+class ElasticPool final : public httplib::TaskQueue {
+ public:
+  ElasticPool(std::size_t max_threads, std::size_t max_pending)
+      : max_threads_(std::max<std::size_t>(1, max_threads)), max_pending_(std::max<std::size_t>(1, max_pending)) {}
+  ~ElasticPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mu_);
+    room_.wait(lock, [&] { return stopping_ || jobs_.size() < max_pending_; });
+    if (stopping_) {
+      // httplib's job owns the socket; running it is the only way to close it.
+      lock.unlock();
+      fn();
+      return;
+    }
+    jobs_.push_back(std::move(fn));
+    // Every waiting job needs an idle thread; a long-poll may hold its thread
+    // for minutes, so a job never queues behind another while there is room.
+    if (jobs_.size() > idle_ && threads_.size() - exited_ < max_threads_) {
+      reap_locked();
+      threads_.emplace_back([this] { work(); });
+    }
+    lock.unlock();
+    ready_.notify_one();
+  }
+
+  void shutdown() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && threads_.empty()) return;
+      stopping_ = true;
+      threads.swap(threads_);
+    }
+    ready_.notify_all();
+    room_.notify_all();
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  HttpServer::Stats stats() const {
+    std::lock_guard lock(mu_);
+    HttpServer::Stats s;
+    s.threads = threads_.size() - exited_;
+    s.busy = busy_;
+    s.pending = jobs_.size();
+    return s;
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      ++idle_;
+      bool woke = ready_.wait_for(lock, kIdleThreadTimeout, [&] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty() && (stopping_ || !woke)) break;
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      ++busy_;
+      lock.unlock();
+      room_.notify_one();
+      job();
+      lock.lock();
+      --busy_;
+    }
+    finished_.push_back(std::this_thread::get_id());
+    ++exited_;
+  }
+
+  // Joins threads that retired on their own (they only wait to be joined).
+  void reap_locked() {
+    if (finished_.empty()) return;
+    std::unordered_set<std::thread::id> done(finished_.begin(), finished_.end());
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (done.count(it->get_id())) {
+        it->join();  // it has left work(); only the thread's exit remains
+        it = threads_.erase(it);
+        --exited_;
+      } else {
+        ++it;
+      }
+    }
+    finished_.clear();
+  }
+
+  const std::size_t max_threads_;
+  const std::size_t max_pending_;
+  mutable std::mutex mu_;
+  std::condition_variable ready_;  // a job arrived or stopping
+  std::condition_variable room_;   // a pending slot freed
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;           // joined in shutdown() or reap_locked()
+  std::vector<std::thread::id> finished_;      // left work(), not yet joined
+  std::size_t exited_ = 0;
+  std::size_t idle_ = 0;
+  std::size_t busy_ = 0;
+  bool stopping_ = false;
+};
+
+// httplib owns the TaskQueue it gets; ours must outlive it for stats().
+class PoolHandle final : public httplib::TaskQueue {
+ public:
+  explicit PoolHandle(ElasticPool& pool) : pool_(pool) {}
+  void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  ElasticPool& pool_;
+};
+
+// httplib::Server serving a socket we made (or inherited): svr_sock_ is
+// protected, and listen_after_bind() serves whatever it holds (BUILD-NOTES).
+// halt() makes the accept loop and idle keep-alive connections end without
+// closing the socket (httplib's stop() closes it, which a later restart in
+// place must not have); the owner closes it after the listen thread ended.
+class SocketServer final : public httplib::Server {
+ public:
+  bool serve(int fd) {
+    {
+      std::lock_guard lock(mu_);
+      if (halted_) return true;
+      svr_sock_ = fd;
+    }
+    return listen_after_bind();
+  }
+  void halt() {
+    std::lock_guard lock(mu_);
+    halted_ = true;
+    svr_sock_ = INVALID_SOCKET;
+  }
+
+ private:
+  std::mutex mu_;
+  bool halted_ = false;  // guarded by mu_
+};
+
+std::string error_body(std::string_view message, int code) {
+  nlohmann::json body{{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", {{"code", code}, {"message", message}}}};
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string status_message(int status) {
+  switch (status) {
+    case 400: return "Bad Request: the request could not be read";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 500: return "Internal Server Error";
+    default: return "HTTP error " + std::to_string(status);
+  }
+}
+
+Result<UniqueFd> make_listener(const std::string& host, int port) {
+  std::string name = host == "localhost" ? "127.0.0.1" : host;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(name.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    return make_error(ErrorCode::InvalidArgument, "cannot resolve " + host + ": " + ::gai_strerror(rc));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, ::freeaddrinfo);
+  std::string last_error = "no address";
+  for (addrinfo* ai = found; ai; ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+    if (!fd) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    // SO_REUSEADDR lets a restarted server bind past TIME_WAIT; SO_REUSEPORT
+    // is left off so a second server on a busy port fails instead of sharing.
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), kListenBacklog) != 0) {
+      last_error = std::strerror(errno);
+      if (errno == EADDRINUSE) last_error = "the address is in use (another server on this port?)";
+      continue;
+    }
+    return fd;
+  }
+  return make_error(ErrorCode::Io, "cannot listen on " + host + ":" + service + ": " + last_error);
+}
+
+int socket_port(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return -1;
+}
+
+std::string bracketed(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+bool is_loopback_host(std::string_view host) {
+  if (iequals(host, "localhost") || host == "::1" || host == "[::1]") return true;
+  in_addr v4{};
+  const std::string text(host);
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return false;
+}
+
+std::string HttpRequest::header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (iequals(key, name)) return value;
+  }
+  return "";
+}
+
+bool HttpRequest::has_header(std::string_view name) const {
+  return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return iequals(h.first, name); });
+}
+
+HttpResponse HttpResponse::json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::error(int status, std::string_view message, int code) {
+  return json(status, error_body(message, code));
+}
+
+struct HttpServer::Impl {
+  struct Route {
+    std::string method;
+    std::regex pattern;
+    Access access;
+    HttpHandler handler;
+  };
+
+  HttpServerOptions options;
+  UniqueFd listener;
+  int port = 0;
+  std::vector<std::string> allowed_hosts;  // lower-case, without port
+  std::vector<Route> routes;               // fixed once start() ran
+  std::unique_ptr<ElasticPool> pool;
+  SocketServer server;
+  std::atomic<std::size_t> open_streams{0};
+  std::atomic<bool> stopping{false};
+  std::mutex streams_mu;
+  std::vector<std::weak_ptr<EventSource>> streams;  // guarded by streams_mu
+  std::thread listen_thread;
+
+  // "127.0.0.1:8765" or "[::1]" → is it us?
+  bool host_allowed(std::string_view value) const {
+    std::string host = lower(value);
+    std::string port_text;
+    if (!host.empty() && host.front() == '[') {
+      auto close = host.find(']');
+      if (close == std::string::npos) return false;
+      if (close + 1 < host.size()) {
+        if (host[close + 1] != ':') return false;
+        port_text = host.substr(close + 2);
+      }
+      host = host.substr(0, close + 1);
+    } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
+      port_text = host.substr(colon + 1);
+      host = host.substr(0, colon);
+    }
+    if (!port_text.empty() && port_text != std::to_string(port)) return false;
+    return std::find(allowed_hosts.begin(), allowed_hosts.end(), host) != allowed_hosts.end();
+  }
+
+  std::optional<HttpResponse> check_origin(const HttpRequest& req) const {
+    const std::string where = "use " + bracketed(options.host) + ":" + std::to_string(port);
+    if (req.has_header("host") && !host_allowed(req.header("host"))) {
+      return HttpResponse::error(403, "Forbidden: Host " + req.header("host") +
+                                          " is not this server (DNS rebinding protection); " + where);
+    }
+    if (!req.has_header("origin")) return std::nullopt;
+    const std::string origin = req.header("origin");
+    std::string rest;
+    if (origin.rfind("http://", 0) == 0) rest = origin.substr(7);
+    else if (origin.rfind("https://", 0) == 0) rest = origin.substr(8);
+    if (rest.empty() || rest.find('/') != std::string::npos || !host_allowed(rest)) {
+      return HttpResponse::error(403, "Forbidden: Origin " + origin +
+                                          " may not call this server; only pages it serves itself may");
+    }
+    return std::nullopt;
+  }
+
+  bool token_ok(const HttpRequest& req) const {
+    const std::string auth = req.header("authorization");
+    constexpr std::string_view kScheme = "bearer ";
+    if (auth.size() <= kScheme.size() || !iequals(std::string_view(auth).substr(0, kScheme.size()), kScheme)) {
+      return false;
+    }
+    std::string_view given = std::string_view(auth).substr(kScheme.size());
+    while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+    return constant_time_equal(given, options.token);
+  }
+
+  void dispatch(const httplib::Request& hreq, httplib::Response& hres) {
+    HttpRequest req;
+    req.method = hreq.method;
+    req.path = hreq.path;
+    req.body = hreq.body;
+    req.remote_addr = hreq.remote_addr;
+    for (const auto& [key, value] : hreq.params) req.query.emplace(key, value);
+    for (const auto& [key, value] : hreq.headers) req.headers.emplace_back(lower(key), value);
+
+    HttpResponse res = respond(req);
+    write(res, hres);
+  }
+
+  HttpResponse respond(HttpRequest& req) {
+    if (auto refused = check_origin(req)) return *refused;
+    std::string allow;
+    for (const Route& route : routes) {
+      std::smatch match;
+      if (!std::regex_match(req.path, match, route.pattern)) continue;
+      if (route.method != req.method) {
+        if (allow.find(route.method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + route.method;
+        continue;
+      }
+      if (route.access == Access::Token && !options.token.empty() && !token_ok(req)) {
+        HttpResponse r = HttpResponse::error(
+            401, "Unauthorized: send the server's token as \"Authorization: Bearer <token>\" "
+                 "(it is in http-token in the server's state directory)");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+        return r;
+      }
+      for (std::size_t i = 1; i < match.size(); ++i) req.captures.push_back(match[i].str());
+      return route.handler(req);
+    }
+    if (!allow.empty()) {
+      HttpResponse r = HttpResponse::error(405, "Method Not Allowed: " + req.method + " " + req.path +
+                                                    " (allowed: " + allow + ")");
+      r.headers.emplace_back("Allow", allow);
+      return r;
+    }
+    return HttpResponse::error(404, "Not Found: " + req.path);
+  }
+
+  void write(HttpResponse& res, httplib::Response& hres) {
+    hres.status = res.status;
+    for (const auto& [key, value] : res.headers) hres.set_header(key, value);
+    if (!res.stream) {
+      hres.set_content(res.body, res.content_type);
+      return;
+    }
+    hres.set_header("Cache-Control", "no-cache, no-transform");
+    hres.set_header("X-Accel-Buffering", "no");
+    {
+      std::lock_guard lock(streams_mu);
+      std::erase_if(streams, [](const auto& w) { return w.expired(); });
+      streams.push_back(res.stream);
+    }
+    ++open_streams;
+    auto source = res.stream;
+    auto keepalive = res.keepalive_interval;
+    auto keepalive_chunk = res.keepalive_chunk;
+    auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+    hres.set_chunked_content_provider(
+        res.content_type,
+        [this, source, keepalive, keepalive_chunk, last_write](std::size_t, httplib::DataSink& sink) {
+          if (stopping.load() || !sink.is_writable()) {
+            source->mark_gone();
+            return false;
+          }
+          std::string chunk;
+          switch (source->pull(chunk, kStreamPoll)) {
+            case EventSource::Pull::Chunk:
+              if (!sink.write(chunk.data(), chunk.size())) {
+                source->mark_gone();
+                return false;
+              }
+              *last_write = std::chrono::steady_clock::now();
+              return true;
+            case EventSource::Pull::Timeout:
+              if (keepalive.count() > 0 && !keepalive_chunk.empty() &&
+                  std::chrono::steady_clock::now() - *last_write >= keepalive) {
+                if (!sink.write(keepalive_chunk.data(), keepalive_chunk.size())) {
+                  source->mark_gone();
+                  return false;
+                }
+                *last_write = std::chrono::steady_clock::now();
+              }
+              return true;
+            case EventSource::Pull::End:
+              sink.done();
+              return true;
+          }
+          return false;
+        },
+        [this, source](bool success) {
+          if (!success) source->mark_gone();
+          --open_streams;
+        });
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+Result<std::unique_ptr<HttpServer>> HttpServer::listen(HttpServerOptions options) {
+  auto impl = std::make_unique<Impl>();
+  if (options.adopt_fd >= 0) {
+    impl->listener.reset(options.adopt_fd);
+  } else {
+    auto fd = make_listener(options.host, options.port);
+    if (!fd) return fd.error();
+    impl->listener = std::move(*fd);
+  }
+  impl->port = socket_port(impl->listener.get());
+  if (impl->port < 0) return make_error(ErrorCode::Io, "the listening socket has no port");
+  impl->options = std::move(options);
+  impl->allowed_hosts = {"127.0.0.1", "localhost", "[::1]"};
+  const std::string bound = lower(bracketed(impl->options.host));
+  if (std::find(impl->allowed_hosts.begin(), impl->allowed_hosts.end(), bound) == impl->allowed_hosts.end() &&
+      bound != "0.0.0.0" && bound != "[::]") {
+    impl->allowed_hosts.push_back(bound);
+  }
+
+  Impl& im = *impl;
+  httplib::Server& s = im.server;
+  const HttpServerOptions& o = im.options;
+  im.pool = std::make_unique<ElasticPool>(o.max_threads, o.max_pending);
+  s.new_task_queue = [&im] { return new PoolHandle(*im.pool); };
+  s.set_socket_options([](socket_t) {});  // ours are set; httplib's default adds SO_REUSEPORT
+  s.set_idle_interval(0, 100000);
+  s.set_keep_alive_timeout(o.keep_alive_timeout.count());
+  s.set_read_timeout(o.read_timeout.count(), 0);
+  s.set_write_timeout(o.write_timeout.count(), 0);
+  s.set_payload_max_length(o.max_body_bytes);
+  auto handler = [&im](const httplib::Request& req, httplib::Response& res) { im.dispatch(req, res); };
+  s.Get(".*", handler);
+  s.Post(".*", handler);
+  s.Put(".*", handler);
+  s.Patch(".*", handler);
+  s.Delete(".*", handler);
+  s.Options(".*", handler);
+  const std::size_t cap = o.max_body_bytes;
+  s.set_error_handler(httplib::Server::HandlerWithResponse([cap](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string message = status_message(res.status);
+    if (res.status == 413) message += ": the body is over the limit of " + std::to_string(cap) + " bytes";
+    res.set_content(error_body(message, -32000), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("http: {} {} failed: {}", req.method, req.path, what);
+    res.status = 500;
+    res.set_content(error_body("Internal Server Error: " + what, -32603), "application/json");
+  });
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::route(std::string method, std::string pattern, Access access, HttpHandler handler) {
+  impl_->routes.push_back(Impl::Route{std::move(method), std::regex(pattern), access, std::move(handler)});
+}
+
+void HttpServer::start() {
+  Impl& im = *impl_;
+  if (im.listen_thread.joinable() || im.stopping.load()) return;
+  int fd = im.listener.get();
+  spdlog::info("http: listening on {}", base_url());
+  im.listen_thread = std::thread([&im, fd] {
+    if (!im.server.serve(fd)) spdlog::error("http: the listener stopped with an error");
+  });
+}
+
+void HttpServer::stop() {
+  Impl& im = *impl_;
+  if (im.stopping.exchange(true)) return;
+  {
+    std::lock_guard lock(im.streams_mu);
+    for (auto& weak : im.streams) {
+      if (auto s = weak.lock()) s->mark_gone();
+    }
+  }
+  im.server.halt();
+  // httplib shuts its task queue down (joining our pool) before listen returns.
+  if (im.listen_thread.joinable()) im.listen_thread.join();
+  im.pool->shutdown();
+  im.listener.reset();
+}
+
+const std::string& HttpServer::host() const { return impl_->options.host; }
+
+int HttpServer::port() const { return impl_->port; }
+
+int HttpServer::listening_fd() const { return impl_->listener.get(); }
+
+std::string HttpServer::base_url() const {
+  std::string host = impl_->options.host;
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  return "http://" + bracketed(host) + ":" + std::to_string(impl_->port);
+}
+
+HttpServer::Stats HttpServer::stats() const {
+  Stats s;
+  s = impl_->pool->stats();
+  s.open_streams = impl_->open_streams.load();
+  return s;
+}
+
+}  // namespace orch::transport
