@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "common/unique_fd.h"
+#include "engine/change_log.h"
 #include "engine/platform.h"
 #include "engine/process_runner.h"
 #include "engine/scheduler.h"
@@ -89,6 +90,8 @@ struct Engine::Impl {
   bool accepting = true;                // guarded by mu: new submits and starts allowed
   bool shut_down = false;               // guarded by mu
   std::unordered_map<TaskId, std::int64_t> progress_saved_at;  // guarded by mu
+  ChangeLog change_log;                 // guarded by mu: feeds changes_since()
+  DurationHistogram durations;          // guarded by mu
   std::int64_t started_at_ms = 0;
   std::atomic<std::int64_t> tasks_submitted{0};
   std::atomic<std::int64_t> spawn_errors{0};
@@ -100,23 +103,39 @@ struct Engine::Impl {
         dir_lock(std::move(lock)),
         store(std::move(s)),
         spool(opts.state_dir / "spool", opts.stream_cap_bytes),
-        scheduler(Scheduler::Limits{opts.max_concurrent, opts.queue_size}) {}
+        scheduler(Scheduler::Limits{opts.max_concurrent, opts.queue_size}) {
+    durations.bounds_s = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
+    durations.counts.assign(durations.bounds_s.size(), 0);
+  }
 
   std::int64_t now_ms() const { return to_unix_ms(clock->wall_now()); }
 
   // Writes each change through to the store. A failed write is logged: the
   // in-memory state stays right for this process, and the store catches up
   // with the task's next change.
-  void persist_locked(const std::vector<Change>& changes) {
-    for (const Change& c : changes) {
+  void persist_locked(const std::vector<Change>& list) {
+    for (const Change& c : list) {
       const TaskRecord* t = scheduler.find(c.id);
       if (!t) continue;
+      change_log.changed(c.id);
+      if (!is_terminal(c.from) && is_terminal(t->status)) observe_duration_locked(*t);
       if (auto st = store->update(*t, c.from); !st) {
         spdlog::error("store: could not record task {} ({} → {}): {}", c.id, to_string(c.from),
                       to_string(t->status), st.error().message);
       }
       if (is_terminal(t->status)) progress_saved_at.erase(c.id);
     }
+  }
+
+  // Attempts that ran and ended in this process, for /metrics.
+  void observe_duration_locked(const TaskRecord& t) {
+    if (t.started_at_ms <= 0 || t.finished_at_ms < t.started_at_ms) return;
+    const double seconds = static_cast<double>(t.finished_at_ms - t.started_at_ms) / 1000.0;
+    for (std::size_t i = 0; i < durations.bounds_s.size(); ++i) {
+      if (seconds <= durations.bounds_s[i]) ++durations.counts[i];
+    }
+    ++durations.count;
+    durations.sum_s += seconds;
   }
 
   void notify_locked() {
@@ -176,7 +195,10 @@ struct Engine::Impl {
     if (auto st = store->remove(ids); !st) {
       spdlog::error("store: could not evict {} finished tasks: {}", ids.size(), st.error().message);
     }
-    for (const TaskId& id : ids) spool.remove(id);
+    for (const TaskId& id : ids) {
+      spool.remove(id);
+      change_log.removed(id);
+    }
     spdlog::debug("evicted {} finished tasks", ids.size());
   }
 
@@ -232,6 +254,7 @@ struct Engine::Impl {
     // The process may already have ended and been recorded; then pid is moot.
     if (!live || live->status != TaskStatus::Running || live->attempt != task.attempt) return;
     live->pid = *started;
+    change_log.changed(task.id);
     if (scheduler.should_stop(task.id)) runner->terminate(*started, stop_grace_locked());
     changed.notify_all();
   }
@@ -245,6 +268,7 @@ struct Engine::Impl {
     TaskRecord* t = scheduler.mutable_task(id);
     if (!t || t->status != TaskStatus::Running) return;
     t->progress = p;
+    change_log.changed(id);
     std::int64_t now = now_ms();
     auto& saved = progress_saved_at[id];
     if (now - saved >= kProgressSaveIntervalMs) {
@@ -347,6 +371,7 @@ Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
                       "could not store the task, so it was not queued: " + st.error().message);
   }
   changes->erase(changes->begin());
+  im.change_log.changed(id);
   im.persist_locked(*changes);
   ++im.tasks_submitted;
   im.notify_locked();
@@ -409,6 +434,7 @@ Result<TaskView> Engine::cancel(const TaskId& id) {
   auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill);
   if (!changes) return changes.error();
   im.persist_locked(*changes);
+  im.change_log.changed(id);  // also when only a stop was requested
   const TaskRecord* t = im.scheduler.find(id);
   if (needs_kill && t->pid && im.runner) im.runner->terminate(*t->pid, im.stop_grace_locked());
   im.notify_locked();
@@ -430,6 +456,7 @@ std::vector<TaskId> Engine::cancel_all(const std::string& tag) {
     auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill);
     if (!changes) continue;
     im.persist_locked(*changes);
+    im.change_log.changed(id);
     t = im.scheduler.find(id);
     if (needs_kill && t->pid && im.runner) im.runner->terminate(*t->pid, im.stop_grace_locked());
     cancelled.push_back(id);
@@ -504,9 +531,42 @@ EngineStats Engine::stats() const {
   s.uptime_ms = im.now_ms() - im.started_at_ms;
   s.tasks_submitted = im.tasks_submitted.load();
   s.spawn_errors = im.spawn_errors.load();
+  {
+    std::lock_guard lock(im.mu);
+    s.durations = im.durations;
+  }
   s.state_dir = im.opts.state_dir.string();
   return s;
 }
+
+TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop) const {
+  Impl& im = *impl_;
+  std::unique_lock lock(im.mu);
+  auto snapshot = [&] {
+    TaskChanges out;
+    out.snapshot = true;
+    out.cursor = im.change_log.seq();
+    im.scheduler.for_each_newest_first(0, [&](const TaskRecord& t) {
+      out.changed.push_back(im.view_locked(t));
+      return true;
+    });
+    return out;
+  };
+  if (cursor == 0) return snapshot();
+  im.changed.wait_until(lock, stop, deadline, [&] { return im.change_log.seq() > cursor; });
+  auto since = im.change_log.since(cursor);
+  if (!since) return snapshot();
+  TaskChanges out;
+  out.cursor = std::max(cursor, im.change_log.seq());
+  out.removed = std::move(since->removed);
+  for (const TaskId& id : since->changed) {
+    if (const TaskRecord* t = im.scheduler.find(id)) out.changed.push_back(im.view_locked(*t));
+    else out.removed.push_back(id);  // gone without an eviction (a submit whose store write failed)
+  }
+  return out;
+}
+
+Status Engine::probe_store() const { return impl_->store->probe(); }
 
 void Engine::shutdown(std::chrono::milliseconds grace) {
   Impl& im = *impl_;
