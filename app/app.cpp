@@ -10,9 +10,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <thread>
 
+#include "app/http_service.h"
 #include "engine/engine.h"
 #include "engine/worker_pool.h"
 #include "mcp/server.h"
@@ -132,55 +135,117 @@ Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit)
   return std::unique_ptr<App>(new App(std::move(impl)));
 }
 
+namespace {
+
+// What the dashboard URL and the editor registrations look like for this
+// server; printed to stderr at start, never to stdout (the protocol's).
+void print_http_banner(const HttpService& http, const std::filesystem::path& state_dir) {
+  const std::string url = http.base_url();
+  const std::string& token = http.token();
+  std::string text = "\nmcp-orchestrator " ORCH_VERSION " is serving Streamable HTTP\n";
+  text += "  MCP endpoint:  " + url + "/mcp\n";
+  if (token.empty()) {
+    text += "  dashboard:     " + url + "/\n";
+    text += "  auth:          none (--no-auth)\n";
+    text += "  Claude Code:   claude mcp add --transport http orchestrator " + url + "/mcp\n";
+  } else {
+    text += "  dashboard:     " + url + "/#token=" + token + "\n";
+    text += "  token:         " + token + "  (kept in " + (state_dir / "http-token").string() + ")\n";
+    text += "  Claude Code:   claude mcp add --transport http orchestrator " + url +
+            "/mcp --header \"Authorization: Bearer " + token + "\"\n";
+  }
+  text += "  health:        " + url + "/healthz   metrics: " + url + "/metrics\n\n";
+  std::fputs(text.c_str(), stderr);
+}
+
+}  // namespace
+
 int App::run() {
   Impl& im = *impl_;
-  auto out_fd = take_protocol_stdout();
-  if (!out_fd) {
-    spdlog::critical("{}", out_fd.error().message);
-    return 1;
+  const bool stdio_on = im.config.serve_stdio;
+  int out_fd = -1;
+  if (stdio_on) {
+    auto taken = take_protocol_stdout();
+    if (!taken) {
+      spdlog::critical("{}", taken.error().message);
+      return 1;
+    }
+    out_fd = *taken;
   }
   transport::StdioOptions options;
   options.max_message_bytes = im.config.max_message_bytes;
-  transport::StdioTransport stdio(STDIN_FILENO, *out_fd, options);
+  transport::StdioTransport stdio(STDIN_FILENO, out_fd, options);
+
+  std::unique_ptr<HttpService> http;
+  if (!im.config.http_listen.empty()) {
+    auto started = HttpService::start(im.config, *im.engine, *im.server);
+    if (!started) {
+      spdlog::critical("{}", started.error().message);
+      im.engine->shutdown(std::chrono::milliseconds(0));
+      if (out_fd >= 0) ::close(out_fd);
+      spdlog::shutdown();
+      return 1;
+    }
+    http = std::move(*started);
+    print_http_banner(*http, im.config.state_dir);
+  }
 
   // SIGTERM, SIGINT and SIGHUP (the terminal of `scripts/run` closed) are
   // blocked in every thread (main() did so before any thread started); this
-  // thread takes them synchronously and asks the transport to stop, so each
-  // gets the orderly shutdown: running tasks stopped, nothing orphaned.
+  // thread takes them synchronously and ends the serving loop, so each gets
+  // the orderly shutdown: running tasks stopped, nothing orphaned.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);  // our own wake-up at exit
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stop_requested = false;  // guarded by stop_mu
   std::atomic<bool> done{false};
   std::jthread signals([&] {
     while (!done.load()) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
-      if (sig != SIGUSR1) {
-        spdlog::info("received SIG{}; shutting down", sigabbrev_np(sig));
-        stdio.stop();
+      if (sig == SIGUSR1) continue;
+      spdlog::info("received SIG{}; shutting down", sigabbrev_np(sig));
+      {
+        std::lock_guard lock(stop_mu);
+        stop_requested = true;
       }
+      stop_cv.notify_all();
+      stdio.stop();
     }
   });
 
   auto stats = im.engine->stats();
-  spdlog::info("mcp-orchestrator {} serving MCP on stdio (state {}, max {} concurrent tasks)",
-               ORCH_VERSION, stats.state_dir, stats.max_concurrent);
-  auto session = im.server->open_session(stdio.sink());
-  auto ended = stdio.run([&](std::string_view line) { session->handle(line); },
-                         [&](std::size_t bytes) { session->handle_oversized(bytes, stdio.max_message_bytes()); });
-  if (!ended) spdlog::error("stdin: {}", ended.error().message);
-  else spdlog::info("{}; shutting down", *ended == transport::RunEnd::Eof ? "stdin closed" : "stop requested");
+  spdlog::info("mcp-orchestrator {} serving MCP on {} (state {}, max {} concurrent tasks)", ORCH_VERSION,
+               stdio_on && http ? "stdio and HTTP" : (http ? "HTTP" : "stdio"), stats.state_dir,
+               stats.max_concurrent);
+  std::unique_ptr<mcp::Session> session;
+  if (stdio_on) {
+    session = im.server->open_session(stdio.sink());
+    auto ended = stdio.run([&](std::string_view line) { session->handle(line); },
+                           [&](std::size_t bytes) { session->handle_oversized(bytes, stdio.max_message_bytes()); });
+    if (!ended) spdlog::error("stdin: {}", ended.error().message);
+    else spdlog::info("{}; shutting down", *ended == transport::RunEnd::Eof ? "stdin closed" : "stop requested");
+  } else {
+    std::unique_lock lock(stop_mu);
+    stop_cv.wait(lock, [&] { return stop_requested; });
+  }
 
-  session->close();
+  // Sessions first (their requests are answered or cancelled while the
+  // engine still runs), then the engine, then the HTTP threads.
+  if (http) http->close_sessions();
+  if (session) session->close();
   im.engine->shutdown(std::chrono::milliseconds(im.config.shutdown_grace_ms));
+  if (http) http->stop();
   session.reset();
   done = true;
   pthread_kill(signals.native_handle(), SIGUSR1);
   signals.join();
-  ::close(*out_fd);
+  if (out_fd >= 0) ::close(out_fd);
   spdlog::info("stopped");
   spdlog::shutdown();
   return 0;

@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "transport/http_server.h"
+
 namespace orch::app {
 
 namespace {
@@ -15,9 +17,31 @@ const char* kFooter =
     "Tools: submitTask, getStatus, getResult, cancelTask, listTasks.\n"
     "Files: the config file (default $XDG_CONFIG_HOME/mcp-orchestrator/config.json) and the state\n"
     "directory (default $XDG_STATE_HOME/mcp-orchestrator: tasks.db, spool/, logs/).\n"
-    "Register with Claude Code:  claude mcp add orchestrator -- <path to mcp-orchestrator>\n";
+    "Register with Claude Code:  claude mcp add orchestrator -- <path to mcp-orchestrator>\n"
+    "A running HTTP server (--http) is also driven from the shell:\n"
+    "  mcp-orchestrator submit|status|result|cancel|list|logs ...   (each with --help)\n";
 
 }  // namespace
+
+Result<ListenAddress> parse_listen_address(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return make_error(ErrorCode::InvalidArgument,
+                      "expected ADDR:PORT such as 127.0.0.1:8765 (port 0 picks a free one), got \"" + text + "\"");
+  }
+  ListenAddress out;
+  out.host = text.substr(0, colon);
+  if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']') {
+    out.host = out.host.substr(1, out.host.size() - 2);
+  }
+  const std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return make_error(ErrorCode::InvalidArgument, "the port must be a number from 0 to 65535, got \"" + port + "\"");
+  }
+  out.port = std::stoi(port);
+  return out;
+}
 
 CommandLine parse_command_line(int argc, char** argv, const std::string& version) {
   CommandLine cl;
@@ -38,7 +62,11 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   std::int64_t kill_grace_sec = -1;
 
   cli.add_flag("--stdio", stdio, "Serve MCP over stdin/stdout (the default)");
-  cli.add_option("--http", http, "Serve Streamable HTTP on ADDR:PORT (not in this version)");
+  bool no_auth = false;
+  cli.add_option("--http", http,
+                 "Serve Streamable HTTP on ADDR:PORT (/mcp, /healthz, /metrics, dashboard at /); "
+                 "port 0 picks a free one. Alone it serves HTTP only; add --stdio for both");
+  cli.add_flag("--no-auth", no_auth, "HTTP without the bearer token (only on a loopback address)");
   cli.add_option("--config", config_path, "JSON config file (profiles, limits, security)");
   cli.add_option("--state-dir", state_dir, "Directory for the task store, output spool and logs");
   cli.add_option("--store", store, "Task store: a SQLite file (path or sqlite://path; default <state-dir>/tasks.db)");
@@ -73,10 +101,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
     cl.output = "mcp-orchestrator: " + message + "\n";
     return cl;
   };
-  if (!http.empty()) {
-    return usage_error("--http: the Streamable HTTP transport is not part of this version; "
-                       "use stdio (the default)");
-  }
+  if (no_auth && http.empty()) return usage_error("--no-auth applies to --http only");
 
   Config config;
   bool explicit_config = !config_path.empty();
@@ -104,7 +129,17 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   if (max_message_bytes > 0) config.max_message_bytes = max_message_bytes;
   if (shutdown_grace_sec >= 0) config.shutdown_grace_ms = shutdown_grace_sec * 1000;
   if (kill_grace_sec >= 0) config.kill_grace_ms = kill_grace_sec * 1000;
-  (void)stdio;
+  if (!http.empty()) {
+    auto endpoint = parse_listen_address(http);
+    if (!endpoint) return usage_error("--http: " + endpoint.error().message);
+    if (no_auth && !transport::is_loopback_host(endpoint->host)) {
+      return usage_error("--no-auth is allowed only on a loopback address (127.0.0.1, ::1, localhost); " +
+                         endpoint->host + " is reachable from other machines");
+    }
+    config.http_listen = http;
+    config.no_auth = no_auth;
+    config.serve_stdio = stdio;
+  }
   cl.config = std::move(config);
   return cl;
 }

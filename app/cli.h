@@ -18,6 +18,14 @@ struct CommandLine {
   bool state_dir_explicit = false;
 };
 
+struct ListenAddress {
+  std::string host;  // without IPv6 brackets
+  int port = 0;
+};
+
+// "127.0.0.1:8765", "[::1]:0", "localhost:9000".
+Result<ListenAddress> parse_listen_address(const std::string& text);
+
 // Parses argv; reads the config file (--config, else the default path when it
 // exists) first, so that flags override the file.
 CommandLine parse_command_line(int argc, char** argv, const std::string& version);

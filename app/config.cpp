@@ -90,7 +90,13 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   Config next = config;
   if (auto it = root.find("limits"); it != root.end()) {
     if (!it->is_object()) return r.error("limits", "must be an object");
-    if (auto st = r.only_keys(*it, "limits", {"maxConcurrent", "queueSize", "maxMessageBytes"}); !st) return st;
+    if (auto st = r.only_keys(*it, "limits", {"maxConcurrent", "queueSize", "maxMessageBytes", "httpThreads",
+                                              "httpSessions"});
+        !st) {
+      return st;
+    }
+    if (auto st = r.integer(*it, "limits", "httpThreads", 4, 4096, next.http_max_threads); !st) return st;
+    if (auto st = r.integer(*it, "limits", "httpSessions", 1, 100'000, next.http_max_sessions); !st) return st;
     if (auto st = r.integer(*it, "limits", "maxConcurrent", 1, 4096, next.max_concurrent); !st) return st;
     if (auto st = r.integer(*it, "limits", "queueSize", 1, 10'000'000, next.queue_size); !st) return st;
     if (auto st = r.integer(*it, "limits", "maxMessageBytes", 1024, 1ll << 30, next.max_message_bytes); !st) {

@@ -27,6 +27,12 @@ struct Config {
   std::int64_t shutdown_grace_ms = 0;     // how long running tasks may finish at exit
   // health
   std::int64_t max_rss_mb = 0;            // 0: no limit
+  // transports
+  bool serve_stdio = true;                // false when only --http was asked for
+  std::string http_listen;                // "ADDR:PORT"; empty: no HTTP
+  bool no_auth = false;                   // HTTP without the bearer token (loopback only)
+  std::size_t http_max_threads = 128;     // connections served at once (streams included)
+  std::size_t http_max_sessions = 256;    // open MCP sessions over HTTP
   // where
   std::filesystem::path state_dir;
   std::filesystem::path store_file;       // empty: <state_dir>/tasks.db

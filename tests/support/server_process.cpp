@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -105,7 +106,11 @@ ServerProcess::ServerProcess(ServerOptions options) : options_(std::move(options
   home_ = std::make_unique<TempDir>();
   state_dir_ = options_.state_dir.value_or(home_->path() / "state");
 
-  std::vector<std::string> argv{ORCH_BINARY};
+  auto has = [&](const char* flag) {
+    return std::find(options_.args.begin(), options_.args.end(), flag) != options_.args.end();
+  };
+  http_only_ = has("--http") && !has("--stdio");
+  std::vector<std::string> argv{options_.program.empty() ? std::string(ORCH_BINARY) : options_.program};
   if (options_.pass_state_dir) {
     argv.push_back("--state-dir");
     argv.push_back(state_dir_.string());
@@ -151,7 +156,7 @@ ServerProcess::ServerProcess(ServerOptions options) : options_(std::move(options
   for (auto& e : env) cenv.push_back(e.data());
   cenv.push_back(nullptr);
 
-  int rc = ::posix_spawn(&pid_, ORCH_BINARY, &actions, &attr, cargv.data(), cenv.data());
+  int rc = ::posix_spawn(&pid_, argv[0].c_str(), &actions, &attr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(in[0]);
@@ -182,8 +187,10 @@ std::unique_ptr<ServerProcess> ServerProcess::start(std::vector<std::string> arg
 ServerProcess::~ServerProcess() {
   if (pid_ > 0 && !status_) {
     close_stdin();
+    if (http_only_) kill(SIGTERM);
     if (!wait_exit(scaled(5s))) {
-      ADD_FAILURE() << "the server did not exit within 5 s of stdin EOF; killing it";
+      ADD_FAILURE() << "the server did not exit within 5 s of " << (http_only_ ? "SIGTERM" : "stdin EOF")
+                    << "; killing it";
       kill(SIGKILL);
       wait_exit(60s);
     }
@@ -478,6 +485,32 @@ bool ServerProcess::wait_task(const std::string& task_id, const std::function<bo
 
 // --- process -----------------------------------------------------------------
 
+std::string ServerProcess::http_url(std::chrono::milliseconds timeout) {
+  const auto file = state_dir_ / "http.json";
+  std::string url;
+  bool found = wait_until(
+      [&] {
+        std::ifstream in(file);
+        if (!in) return exited();
+        std::stringstream text;
+        text << in.rdbuf();
+        json endpoint = json::parse(text.str(), nullptr, false);
+        if (!endpoint.is_object() || !endpoint.contains("url")) return false;
+        url = endpoint["url"].get<std::string>();
+        return true;
+      },
+      timeout);
+  if (!found || url.empty()) ADD_FAILURE() << "the server did not write " << file << " in time";
+  return url;
+}
+
+std::string ServerProcess::http_token() const {
+  std::ifstream in(state_dir_ / "http-token");
+  std::string token;
+  std::getline(in, token);
+  return token;
+}
+
 std::optional<ExitStatus> ServerProcess::wait_exit(std::chrono::milliseconds timeout) {
   if (status_) return status_;
   if (pid_ <= 0) return std::nullopt;
@@ -535,14 +568,13 @@ bool ServerProcess::wait_stderr_contains(const std::string& needle, std::chrono:
 
 // --- free helpers ------------------------------------------------------------
 
-RunResult run_binary(std::vector<std::string> args, std::vector<std::string> env,
-                     std::chrono::milliseconds timeout) {
-  ServerOptions options;
-  options.args = std::move(args);
-  options.env = std::move(env);
+namespace {
+
+RunResult run_to_exit(ServerOptions options, const std::string& input, std::chrono::milliseconds timeout) {
   options.pass_state_dir = false;
   ServerProcess p(std::move(options));
   p.allow_non_protocol_stdout();
+  if (!input.empty()) p.send_raw(input);
   p.close_stdin();
   RunResult r;
   r.status = p.wait_exit(timeout);
@@ -555,6 +587,24 @@ RunResult run_binary(std::vector<std::string> args, std::vector<std::string> env
   r.out = p.stdout_text();
   r.err = p.stderr_text();
   return r;
+}
+
+}  // namespace
+
+RunResult run_binary(std::vector<std::string> args, std::vector<std::string> env,
+                     std::chrono::milliseconds timeout) {
+  ServerOptions options;
+  options.args = std::move(args);
+  options.env = std::move(env);
+  return run_to_exit(std::move(options), "", timeout);
+}
+
+RunResult run_program(std::vector<std::string> argv, const std::string& input,
+                      std::chrono::milliseconds timeout) {
+  ServerOptions options;
+  options.program = argv.at(0);
+  options.args.assign(argv.begin() + 1, argv.end());
+  return run_to_exit(std::move(options), input, timeout);
 }
 
 json structured(const json& tool_result) {

@@ -75,6 +75,7 @@ struct ServerOptions {
   std::optional<std::filesystem::path> state_dir;  // default: a private temp dir
   bool pass_state_dir = true;                      // false: do not add --state-dir
   std::vector<std::string> env;                    // "KEY=value" over the test's environment
+  std::string program;                             // empty: ORCH_BINARY (see run_program)
 };
 
 class ServerProcess {
@@ -82,7 +83,9 @@ class ServerProcess {
   // Spawns the binary; throws std::runtime_error if posix_spawn fails.
   explicit ServerProcess(ServerOptions options = {});
   static std::unique_ptr<ServerProcess> start(std::vector<std::string> args = {});
-  ~ServerProcess();  // closes stdin, waits briefly, SIGKILLs if needed, reaps
+  // Closes stdin (or, for an HTTP-only server, sends SIGTERM), waits
+  // briefly, SIGKILLs if needed, reaps.
+  ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
@@ -142,6 +145,13 @@ class ServerProcess {
   bool wait_task(const std::string& task_id, const std::function<bool(const json&)>& pred,
                  std::chrono::milliseconds timeout = scaled(10s));
 
+  // --- HTTP (a server started with --http) ------------------------------------
+  // The base URL ("http://127.0.0.1:PORT") from <state-dir>/http.json, waiting
+  // for the server to write it; "" (and a test failure) on timeout.
+  std::string http_url(std::chrono::milliseconds timeout = scaled(10s));
+  // The bearer token from <state-dir>/http-token ("" when there is none).
+  std::string http_token() const;
+
   // --- process ---------------------------------------------------------------
   // Waits for the child to exit and reaps it; nullopt if still running then.
   std::optional<ExitStatus> wait_exit(std::chrono::milliseconds timeout = scaled(5s));
@@ -176,6 +186,7 @@ class ServerProcess {
   int wake_read_ = -1;  // wakes the reader threads when they must give up
   int wake_write_ = -1;
   bool check_stdout_ = true;
+  bool http_only_ = false;  // --http without --stdio: stdin EOF does not stop it, SIGTERM does
   std::atomic<std::int64_t> last_id_{0};
 
   std::mutex write_mu_;
@@ -203,6 +214,9 @@ struct RunResult {
 };
 RunResult run_binary(std::vector<std::string> args, std::vector<std::string> env = {},
                      std::chrono::milliseconds timeout = scaled(10s));
+// The same for another program (argv[0] is its path), fed `input` on stdin.
+RunResult run_program(std::vector<std::string> argv, const std::string& input = "",
+                      std::chrono::milliseconds timeout = scaled(10s));
 
 // structuredContent of a successful tool result; fails the test (and returns
 // null) when the result is an error.

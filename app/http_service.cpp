@@ -1,0 +1,187 @@
+#include "app/http_service.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "app/cli.h"
+#include "app/dashboard.h"
+#include "common/random.h"
+#include "mcp/streamable_http.h"
+#include "transport/http_server.h"
+
+namespace orch::app {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kTokenBytes = 32;
+constexpr const char* kTokenFile = "http-token";
+constexpr const char* kEndpointFile = "http.json";
+
+bool looks_like_token(const std::string& text) {
+  return text.size() == 2 * kTokenBytes &&
+         text.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// Write to a temporary name and rename: a reader never sees half a file.
+Status write_file_atomically(const std::filesystem::path& path, const std::string& text, mode_t mode) {
+  auto tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) {
+    return make_error(ErrorCode::Io, "cannot write " + tmp.string() + ": " + std::strerror(errno));
+  }
+  ::fchmod(fd, mode);
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return make_error(ErrorCode::Io, "cannot write " + path.string() + ": " + std::strerror(err));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::string> load_or_create_token(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    std::ifstream in(path);
+    std::string token;
+    std::getline(in, token);
+    if (looks_like_token(token)) {
+      if ((st.st_mode & 077) != 0) {
+        spdlog::warn("{} was readable by other users; it is now 0600", path.string());
+        ::chmod(path.c_str(), 0600);
+      }
+      return token;
+    }
+    spdlog::warn("{} does not hold a token this server made; making a new one", path.string());
+  }
+  auto token = random_hex(kTokenBytes);
+  if (!token) return token.error();
+  if (auto written = write_file_atomically(path, *token + "\n", 0600); !written) return written.error();
+  spdlog::info("made a new HTTP bearer token in {}", path.string());
+  return *token;
+}
+
+struct HttpService::Impl {
+  std::filesystem::path endpoint_file;
+  std::string token;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::unique_ptr<mcp::StreamableHttp> mcp;
+  std::unique_ptr<transport::HttpServer> http;  // declared last: stopped first
+  std::atomic<bool> stopped{false};
+
+  engine::ProcessFacts facts() const {
+    engine::ProcessFacts f;
+    auto stats = http->stats();
+    f.http_threads = stats.threads;
+    f.http_busy = stats.busy;
+    f.http_streams = stats.open_streams;
+    f.mcp_sessions = mcp->session_count();
+    return f;
+  }
+};
+
+HttpService::HttpService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpService::~HttpService() { stop(); }
+
+Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, engine::Engine& engine,
+                                                        mcp::Server& server) {
+  auto address = parse_listen_address(config.http_listen);
+  if (!address) return address.error();
+  auto impl = std::make_unique<Impl>();
+  if (!config.no_auth) {
+    auto token = load_or_create_token(config.state_dir / kTokenFile);
+    if (!token) return token.error();
+    impl->token = std::move(*token);
+  }
+
+  transport::HttpServerOptions options;
+  options.host = address->host;
+  options.port = address->port;
+  options.token = impl->token;
+  options.max_body_bytes = config.max_message_bytes;
+  options.max_threads = config.http_max_threads;
+  auto http = transport::HttpServer::listen(std::move(options));
+  if (!http) return make_error(http.error().code, "--http " + config.http_listen + ": " + http.error().message);
+  impl->http = std::move(*http);
+
+  mcp::StreamableHttpOptions mcp_options;
+  mcp_options.max_sessions = config.http_max_sessions;
+  impl->mcp = std::make_unique<mcp::StreamableHttp>(server, mcp_options);
+
+  Impl& im = *impl;
+  for (const char* method : {"POST", "GET", "DELETE"}) {
+    im.http->route(method, "/mcp", transport::Access::Token,
+                   [&im](const transport::HttpRequest& request) { return im.mcp->handle(request); });
+  }
+  // Liveness for probes and scripts: public, and it says nothing secret.
+  im.http->route("GET", "/healthz", transport::Access::Public, [&im, &engine](const transport::HttpRequest&) {
+    auto stats = engine.stats();
+    auto store = engine.probe_store();
+    json body{{"status", store ? "ok" : "degraded"},
+              {"version", ORCH_VERSION},
+              {"uptimeMs", stats.uptime_ms},
+              {"restarts", im.facts().restarts},
+              {"store", store ? json{{"ok", true}} : json{{"ok", false}, {"error", store.error().message}}}};
+    return transport::HttpResponse::json(store ? 200 : 503, body.dump());
+  });
+  im.http->route("GET", "/metrics", transport::Access::Token, [&im, &engine](const transport::HttpRequest&) {
+    transport::HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = engine::prometheus_text(engine.stats(), im.facts());
+    return response;
+  });
+  add_dashboard_routes(*im.http, engine, [&im] { return im.facts(); });
+
+  im.endpoint_file = config.state_dir / kEndpointFile;
+  const std::string base = im.http->base_url();
+  json endpoint{{"url", base}, {"mcp", base + "/mcp"}, {"pid", ::getpid()}, {"auth", !im.token.empty()}};
+  if (auto written = write_file_atomically(im.endpoint_file, endpoint.dump(2) + "\n", 0600); !written) {
+    return written.error();
+  }
+  im.http->start();
+  return std::unique_ptr<HttpService>(new HttpService(std::move(impl)));
+}
+
+void HttpService::close_sessions() { impl_->mcp->close_all(); }
+
+void HttpService::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  impl_->mcp->close_all();
+  impl_->http->stop();
+  // Only our own file: a newer server may have taken the directory over.
+  std::ifstream in(impl_->endpoint_file);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto written = json::parse(text.str(), nullptr, false);
+  if (written.is_object() && written.value("pid", -1) == ::getpid()) {
+    std::error_code ec;
+    std::filesystem::remove(impl_->endpoint_file, ec);
+  }
+}
+
+std::string HttpService::base_url() const { return impl_->http->base_url(); }
+
+const std::string& HttpService::token() const { return impl_->token; }
+
+engine::ProcessFacts HttpService::facts() const { return impl_->facts(); }
+
+}  // namespace orch::app

@@ -1,0 +1,58 @@
+// HttpService: the server's HTTP side (SPEC §7), wired from the layers: the
+// listener (transport/http_server), the MCP endpoint /mcp
+// (mcp/streamable_http), /healthz, /metrics (engine/metrics) and the
+// dashboard (app/dashboard).
+//
+// It also owns two files in the state directory:
+//   http-token  the bearer token, made on first start (32 random bytes, hex),
+//               mode 0600, reused by later starts so editors keep working;
+//   http.json   {"url","mcp","pid"} while serving, so `mcp-orchestrator
+//               submit …` and scripts can find the server; removed on stop.
+//
+// Threads: start() and stop() belong to the app's main thread; the rest is
+// thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "app/config.h"
+#include "common/result.h"
+#include "engine/engine.h"
+#include "engine/metrics.h"
+#include "mcp/server.h"
+
+namespace orch::app {
+
+class HttpService {
+ public:
+  // Binds `config.http_listen` and starts serving. Errors are start-up
+  // messages (address in use, bad address, unwritable token file).
+  static Result<std::unique_ptr<HttpService>> start(const Config& config, engine::Engine& engine,
+                                                    mcp::Server& server);
+  ~HttpService();  // stop()
+  HttpService(const HttpService&) = delete;
+  HttpService& operator=(const HttpService&) = delete;
+
+  // Ends every MCP session: requests in flight are cancelled and answered.
+  // First step of shutdown, before the engine stops.
+  void close_sessions();
+  // Stops serving, joins the HTTP threads and removes http.json. Idempotent.
+  void stop();
+
+  std::string base_url() const;
+  const std::string& token() const;  // empty with --no-auth
+  engine::ProcessFacts facts() const;
+
+ private:
+  struct Impl;
+  explicit HttpService(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads the token from `path`, or makes one and writes it there (0600).
+// A file readable by others is tightened to 0600 with a warning.
+Result<std::string> load_or_create_token(const std::filesystem::path& path);
+
+}  // namespace orch::app
