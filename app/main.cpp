@@ -5,6 +5,7 @@
 
 #include "app/app.h"
 #include "app/cli.h"
+#include "app/client/client.h"
 
 int main(int argc, char** argv) {
   // A peer that goes away must surface as EPIPE on write, not kill us.
@@ -19,6 +20,10 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
+  // `mcp-orchestrator submit …` and friends talk to a running server.
+  if (argc > 1 && orch::app::client::is_client_command(argv[1])) {
+    return orch::app::client::run(argc, argv);
+  }
   auto cl = orch::app::parse_command_line(argc, argv, ORCH_VERSION);
   if (cl.action == orch::app::CommandLine::Action::Exit) {
     std::fputs(cl.output.c_str(), cl.exit_code == 0 ? stdout : stderr);
