@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs the official MCP conformance suite (@modelcontextprotocol/conformance,
+# server mode; shared CONFORMANCE notes §3-§5) against the real binary's
+# Streamable HTTP endpoint. The suite drives HTTP only and has no way to send
+# a bearer token, so the server runs with --no-auth on 127.0.0.1 for it.
+#
+#   tests/clients/conformance_check.sh <binary> <state-dir>
+#
+# The scenarios are those that apply to a server without the suite's test_*
+# fixture tools (CONFORMANCE §4): the stable release runs them, and the
+# 0.2.0 prerelease adds server-session-lifecycle (404 after DELETE). Each
+# must pass: no expected-failure list. Needs Node >= 22 first on PATH and
+# `npm ci` done in tests/clients.
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 <mcp-orchestrator binary> <state-dir>" >&2
+  exit 2
+fi
+bin="$(realpath "$1")"
+state="$2"
+mkdir -p "$state"
+state="$(realpath "$state")"
+here="$(cd "$(dirname "$0")" && pwd)"
+stable="$here/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+alpha="$here/node_modules/conformance-next/dist/index.js"
+for tool in "$stable" "$alpha"; do
+  [ -f "$tool" ] || { echo "FAIL $tool missing: run 'npm ci' in $here" >&2; exit 1; }
+done
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin" --http 127.0.0.1:0 --no-auth --state-dir "$state" </dev/null 2>"$work/server.err" &
+server_pid=$!
+for _ in $(seq 1 100); do
+  [ -f "$state/http.json" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.err" >&2; echo "FAIL the server exited at start" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$state/http.json" ] || { echo "FAIL the server did not write http.json within 10 s" >&2; exit 1; }
+url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).mcp)' "$state/http.json")"
+echo "server: $url"
+
+failed=0
+# run <label> <index.js> <scenario>: one scenario, its output kept for failures.
+run() {
+  local label="$1" tool="$2" scenario="$3" out="$work/$3.$1.out"
+  if timeout -k 5 120 node "$tool" server --url "$url" --scenario "$scenario" </dev/null >"$out" 2>&1; then
+    echo "ok  $label $scenario: $(grep -Eo 'Passed: [0-9]+/[0-9]+' "$out" | tail -1)"
+  else
+    echo "FAIL $label $scenario" >&2
+    sed 's/^/    /' "$out" | tail -n 40 >&2
+    failed=1
+  fi
+}
+
+for scenario in server-initialize ping logging-set-level tools-list server-sse-multiple-streams \
+                dns-rebinding-protection; do
+  run "conformance $(node "$stable" --version 2>/dev/null || echo stable)" "$stable" "$scenario"
+done
+run "conformance $(node "$alpha" --version 2>/dev/null || echo next)" "$alpha" server-session-lifecycle
+
+kill -TERM "$server_pid"
+if ! wait "$server_pid"; then
+  echo "FAIL the server did not exit 0 after SIGTERM" >&2
+  tail -n 30 "$work/server.err" >&2
+  failed=1
+fi
+server_pid=""
+if [ "$failed" -ne 0 ]; then
+  echo "--- server stderr (last 30 lines):" >&2
+  tail -n 30 "$work/server.err" >&2 || true
+  exit 1
+fi
+echo "conformance: all scenarios passed"
