@@ -1,0 +1,219 @@
+// HttpServer over real sockets on 127.0.0.1, with httplib's client as the peer.
+#include "transport/http_server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "tests/support/wait_until.h"
+
+namespace orch::transport {
+namespace {
+
+using namespace std::chrono_literals;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void start(std::string token = "", std::size_t max_body = 1 << 20) {
+    HttpServerOptions o;
+    o.token = std::move(token);
+    o.max_body_bytes = max_body;
+    auto s = HttpServer::listen(o);
+    ASSERT_TRUE(s) << s.error().message;
+    server = std::move(*s);
+    server->route("GET", "/items/([a-z]+)", Access::Public, [](const HttpRequest& r) {
+      return HttpResponse::json(200, R"({"item":")" + r.captures.at(0) + R"(","q":")" +
+                                         (r.query.count("q") ? r.query.at("q") : "") + "\"}");
+    });
+    server->route("POST", "/secret", Access::Token, [](const HttpRequest& r) { return HttpResponse::json(200, r.body); });
+    server->route("GET", "/boom", Access::Public, [](const HttpRequest&) -> HttpResponse {
+      throw std::runtime_error("kaboom");
+    });
+    server->route("GET", "/stream", Access::Public, [this](const HttpRequest&) {
+      HttpResponse r;
+      r.content_type = "text/event-stream";
+      auto made = std::make_shared<EventStream>();
+      {
+        std::lock_guard lock(mu);
+        stream = made;
+      }
+      r.stream = made;
+      r.keepalive_interval = 50ms;
+      r.keepalive_chunk = ": ka\n\n";
+      return r;
+    });
+    server->route("GET", "/hold", Access::Public, [this](const HttpRequest&) {
+      std::unique_lock lock(mu);
+      ++holding;
+      cv.notify_all();
+      cv.wait(lock, [&] { return released; });
+      return HttpResponse::json(200, "{}");
+    });
+    server->start();
+  }
+  httplib::Client client() {
+    httplib::Client c("127.0.0.1", server->port());
+    c.set_read_timeout(20s);
+    return c;
+  }
+  std::shared_ptr<EventStream> opened() {
+    std::lock_guard lock(mu);
+    return stream;
+  }
+  void release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  void TearDown() override {
+    release();
+    if (server) server->stop();
+  }
+
+  std::unique_ptr<HttpServer> server;
+  std::mutex mu;
+  std::shared_ptr<EventStream> stream;  // guarded by mu: the last /stream opened
+  std::condition_variable cv;
+  int holding = 0;       // guarded by mu
+  bool released = false;  // guarded by mu
+};
+
+TEST_F(HttpServerTest, RoutesWithCapturesAndQuery) {
+  start();
+  auto r = client().Get("/items/abc?q=x%20y");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, R"({"item":"abc","q":"x y"})");
+}
+
+TEST_F(HttpServerTest, UnknownPathIs404AndWrongMethodIs405WithJsonBodies) {
+  start();
+  auto nope = client().Get("/nope");
+  ASSERT_TRUE(nope);
+  EXPECT_EQ(nope->status, 404);
+  EXPECT_NE(nope->body.find("\"error\""), std::string::npos);
+  auto wrong = client().Delete("/items/abc");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 405);
+  EXPECT_EQ(wrong->get_header_value("Allow"), "GET");
+}
+
+TEST_F(HttpServerTest, HostAndOriginMustNameThisServer) {
+  start();
+  const std::string port = std::to_string(server->port());
+  auto c = client();
+  EXPECT_EQ(c.Get("/items/a", {{"Host", "evil.example.com"}})->status, 403);
+  EXPECT_EQ(c.Get("/items/a", {{"Host", "127.0.0.1:1"}})->status, 403) << "another port is another server";
+  EXPECT_EQ(c.Get("/items/a", {{"Host", "localhost:" + port}})->status, 200);
+  EXPECT_EQ(c.Get("/items/a", {{"Origin", "http://evil.example.com"}})->status, 403);
+  EXPECT_EQ(c.Get("/items/a", {{"Origin", "null"}})->status, 403);
+  EXPECT_EQ(c.Get("/items/a", {{"Origin", "http://127.0.0.1:" + port}})->status, 200);
+  EXPECT_EQ(c.Get("/items/a", {{"Origin", "https://localhost:" + port}})->status, 200);
+}
+
+TEST_F(HttpServerTest, TokenRoutesNeedTheBearerToken) {
+  start("s3cret");
+  auto c = client();
+  auto none = c.Post("/secret", "{}", "application/json");
+  EXPECT_EQ(none->status, 401);
+  EXPECT_EQ(none->get_header_value("WWW-Authenticate"), "Bearer");
+  EXPECT_EQ(c.Post("/secret", {{"Authorization", "Bearer wrong"}}, "{}", "application/json")->status, 401);
+  EXPECT_EQ(c.Post("/secret", {{"Authorization", "bearer s3cret"}}, "{}", "application/json")->status, 200);
+  EXPECT_EQ(c.Get("/items/a")->status, 200) << "public routes need none";
+}
+
+TEST_F(HttpServerTest, OversizedBodyIs413AndExceptionsAre500WithJsonBodies) {
+  start("", 64);
+  auto c = client();
+  auto big = c.Post("/secret", std::string(1000, 'x'), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_NE(big->body.find("\"error\""), std::string::npos);
+  auto boom = c.Get("/boom");
+  ASSERT_TRUE(boom);
+  EXPECT_EQ(boom->status, 500);
+  EXPECT_NE(boom->body.find("kaboom"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, StreamsChunksPushedLaterThenEnds) {
+  start();
+  std::string received;
+  std::thread reader([&] {
+    client().Get("/stream", [&](const char* data, std::size_t n) {
+      received.append(data, n);
+      return true;
+    });
+  });
+  ASSERT_TRUE(test::wait_until([&] { return opened() != nullptr; }));
+  opened()->push("data: one\n\n");
+  opened()->push("data: two\n\n");
+  opened()->close();
+  reader.join();
+  EXPECT_NE(received.find("data: one\n\ndata: two\n\n"), std::string::npos) << received;
+}
+
+TEST_F(HttpServerTest, IdleStreamsGetKeepalivesAndADepartedPeerIsNoticed) {
+  start();
+  std::atomic<int> keepalives{0};
+  std::atomic<bool> leave{false};
+  std::thread reader([&] {
+    client().Get("/stream", [&](const char* data, std::size_t n) {
+      if (std::string(data, n).find(": ka") != std::string::npos) ++keepalives;
+      return !leave.load();  // false: the client hangs up
+    });
+  });
+  ASSERT_TRUE(test::wait_until([&] { return keepalives.load() >= 2; }));
+  leave = true;
+  reader.join();
+  EXPECT_TRUE(test::wait_until([&] { return opened()->gone(); }));
+}
+
+TEST_F(HttpServerTest, StopEndsOpenStreams) {
+  start();
+  std::thread reader([&] { client().Get("/stream", [](const char*, std::size_t) { return true; }); });
+  ASSERT_TRUE(test::wait_until([&] { return server->stats().open_streams == 1; }));
+  server->stop();
+  reader.join();
+  EXPECT_TRUE(opened()->gone());
+}
+
+TEST_F(HttpServerTest, SixtyFourBlockedHandlersDoNotStarveOthers) {
+  start();
+  std::vector<std::thread> holders;
+  for (int i = 0; i < 64; ++i) holders.emplace_back([&] { client().Get("/hold"); });
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return holding == 64; }));
+  }
+  auto r = client().Get("/items/x");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_GE(server->stats().busy, 64u);
+  release();
+  for (auto& t : holders) t.join();
+}
+
+TEST_F(HttpServerTest, ASecondServerOnTheSamePortFails) {
+  start();
+  HttpServerOptions o;
+  o.port = server->port();
+  auto second = HttpServer::listen(o);
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
+}
+
+TEST(HttpServerLoopback, KnowsLoopbackNames) {
+  EXPECT_TRUE(is_loopback_host("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_host("127.1.2.3"));
+  EXPECT_TRUE(is_loopback_host("::1"));
+  EXPECT_TRUE(is_loopback_host("localhost"));
+  EXPECT_FALSE(is_loopback_host("0.0.0.0"));
+  EXPECT_FALSE(is_loopback_host("192.168.1.5"));
+}
+
+}  // namespace
+}  // namespace orch::transport
