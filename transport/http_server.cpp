@@ -330,9 +330,14 @@ struct HttpServer::Impl {
     return std::find(allowed_hosts.begin(), allowed_hosts.end(), host) != allowed_hosts.end();
   }
 
+  // A server bound to every interface (0.0.0.0, ::) is reached under names
+  // it cannot know, so it takes any Host and relies on its token; an Origin
+  // must then be the Host itself (a page the server served).
+  bool wildcard() const { return options.host == "0.0.0.0" || options.host == "::"; }
+
   std::optional<HttpResponse> check_origin(const HttpRequest& req) const {
     const std::string where = "use " + bracketed(options.host) + ":" + std::to_string(port);
-    if (req.has_header("host") && !host_allowed(req.header("host"))) {
+    if (!wildcard() && req.has_header("host") && !host_allowed(req.header("host"))) {
       return HttpResponse::error(403, "Forbidden: Host " + req.header("host") +
                                           " is not this server (DNS rebinding protection); " + where);
     }
@@ -341,7 +346,8 @@ struct HttpServer::Impl {
     std::string rest;
     if (origin.rfind("http://", 0) == 0) rest = origin.substr(7);
     else if (origin.rfind("https://", 0) == 0) rest = origin.substr(8);
-    if (rest.empty() || rest.find('/') != std::string::npos || !host_allowed(rest)) {
+    const bool same_origin = wildcard() && iequals(rest, req.header("host"));
+    if (rest.empty() || rest.find('/') != std::string::npos || !(host_allowed(rest) || same_origin)) {
       return HttpResponse::error(403, "Forbidden: Origin " + origin +
                                           " may not call this server; only pages it serves itself may");
     }

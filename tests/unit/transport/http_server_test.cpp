@@ -1,8 +1,11 @@
 // HttpServer over real sockets on 127.0.0.1, with httplib's client as the peer.
 #include "transport/http_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -113,6 +116,31 @@ TEST_F(HttpServerTest, HostAndOriginMustNameThisServer) {
   EXPECT_EQ(c.Get("/items/a", {{"Origin", "null"}})->status, 403);
   EXPECT_EQ(c.Get("/items/a", {{"Origin", "http://127.0.0.1:" + port}})->status, 200);
   EXPECT_EQ(c.Get("/items/a", {{"Origin", "https://localhost:" + port}})->status, 200);
+}
+
+// Tests bind nothing but 127.0.0.1: the socket is made here on loopback and
+// adopted (as after a restart in place) by a server told it is on 0.0.0.0.
+TEST(HttpServerWildcard, AnyHostButOnlyItsOwnOriginWhenBoundToEveryInterface) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  HttpServerOptions o;
+  o.host = "0.0.0.0";
+  o.adopt_fd = fd;
+  o.token = "t";
+  auto s = HttpServer::listen(o);
+  ASSERT_TRUE(s) << s.error().message;
+  (*s)->route("GET", "/x", Access::Public, [](const HttpRequest&) { return HttpResponse::json(200, "{}"); });
+  (*s)->start();
+  httplib::Client c("127.0.0.1", (*s)->port());
+  EXPECT_EQ(c.Get("/x", {{"Host", "build-box.lan:8765"}})->status, 200) << "names it cannot know";
+  EXPECT_EQ(c.Get("/x", {{"Host", "build-box.lan:8765"}, {"Origin", "http://build-box.lan:8765"}})->status, 200);
+  EXPECT_EQ(c.Get("/x", {{"Host", "build-box.lan:8765"}, {"Origin", "http://evil.example.com"}})->status, 403);
+  (*s)->stop();
 }
 
 TEST_F(HttpServerTest, TokenRoutesNeedTheBearerToken) {
