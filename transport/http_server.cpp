@@ -17,18 +17,16 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <regex>
 #include <thread>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "common/random.h"
 #include "common/unique_fd.h"
+#include "transport/http_thread_pool.h"
 
 namespace orch::transport {
 
@@ -38,7 +36,6 @@ constexpr int kListenBacklog = 4096;
 // How long a streamed response waits for its source before looking again at
 // the server's state and the peer: bounds how long stop() waits for streams.
 constexpr std::chrono::milliseconds kStreamPoll{200};
-constexpr std::chrono::seconds kIdleThreadTimeout{30};
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -52,120 +49,15 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-// Connections wait here for one of at most max_threads threads, started when
-// needed and retired when idle. enqueue() blocks while max_pending connections
-// already wait: the accept loop pauses and the kernel's listen queue holds
-// the rest, so a flood costs no memory here.
-class ElasticPool final : public httplib::TaskQueue {
- public:
-  ElasticPool(std::size_t max_threads, std::size_t max_pending)
-      : max_threads_(std::max<std::size_t>(1, max_threads)), max_pending_(std::max<std::size_t>(1, max_pending)) {}
-  ~ElasticPool() override { shutdown(); }
-
-  void enqueue(std::function<void()> fn) override {
-    std::unique_lock lock(mu_);
-    room_.wait(lock, [&] { return stopping_ || jobs_.size() < max_pending_; });
-    if (stopping_) {
-      // httplib's job owns the socket; running it is the only way to close it.
-      lock.unlock();
-      fn();
-      return;
-    }
-    jobs_.push_back(std::move(fn));
-    // Every waiting job needs an idle thread; a long-poll may hold its thread
-    // for minutes, so a job never queues behind another while there is room.
-    if (jobs_.size() > idle_ && threads_.size() - exited_ < max_threads_) {
-      reap_locked();
-      threads_.emplace_back([this] { work(); });
-    }
-    lock.unlock();
-    ready_.notify_one();
-  }
-
-  void shutdown() override {
-    std::vector<std::thread> threads;
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_ && threads_.empty()) return;
-      stopping_ = true;
-      threads.swap(threads_);
-    }
-    ready_.notify_all();
-    room_.notify_all();
-    for (auto& t : threads) {
-      if (t.joinable()) t.join();
-    }
-  }
-
-  HttpServer::Stats stats() const {
-    std::lock_guard lock(mu_);
-    HttpServer::Stats s;
-    s.threads = threads_.size() - exited_;
-    s.busy = busy_;
-    s.pending = jobs_.size();
-    return s;
-  }
-
- private:
-  void work() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      ++idle_;
-      bool woke = ready_.wait_for(lock, kIdleThreadTimeout, [&] { return stopping_ || !jobs_.empty(); });
-      --idle_;
-      if (jobs_.empty() && (stopping_ || !woke)) break;
-      auto job = std::move(jobs_.front());
-      jobs_.pop_front();
-      ++busy_;
-      lock.unlock();
-      room_.notify_one();
-      job();
-      lock.lock();
-      --busy_;
-    }
-    finished_.push_back(std::this_thread::get_id());
-    ++exited_;
-  }
-
-  // Joins threads that retired on their own (they only wait to be joined).
-  void reap_locked() {
-    if (finished_.empty()) return;
-    std::unordered_set<std::thread::id> done(finished_.begin(), finished_.end());
-    for (auto it = threads_.begin(); it != threads_.end();) {
-      if (done.count(it->get_id())) {
-        it->join();  // it has left work(); only the thread's exit remains
-        it = threads_.erase(it);
-        --exited_;
-      } else {
-        ++it;
-      }
-    }
-    finished_.clear();
-  }
-
-  const std::size_t max_threads_;
-  const std::size_t max_pending_;
-  mutable std::mutex mu_;
-  std::condition_variable ready_;  // a job arrived or stopping
-  std::condition_variable room_;   // a pending slot freed
-  std::deque<std::function<void()>> jobs_;
-  std::vector<std::thread> threads_;           // joined in shutdown() or reap_locked()
-  std::vector<std::thread::id> finished_;      // left work(), not yet joined
-  std::size_t exited_ = 0;
-  std::size_t idle_ = 0;
-  std::size_t busy_ = 0;
-  bool stopping_ = false;
-};
-
 // httplib owns the TaskQueue it gets; ours must outlive it for stats().
 class PoolHandle final : public httplib::TaskQueue {
  public:
-  explicit PoolHandle(ElasticPool& pool) : pool_(pool) {}
+  explicit PoolHandle(HttpThreadPool& pool) : pool_(pool) {}
   void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
   void shutdown() override { pool_.shutdown(); }
 
  private:
-  ElasticPool& pool_;
+  HttpThreadPool& pool_;
 };
 
 // httplib::Server serving a socket we made (or inherited): svr_sock_ is
@@ -302,7 +194,7 @@ struct HttpServer::Impl {
   int port = 0;
   std::vector<std::string> allowed_hosts;  // lower-case, without port
   std::vector<Route> routes;               // fixed once start() ran
-  std::unique_ptr<ElasticPool> pool;
+  std::unique_ptr<HttpThreadPool> pool;
   SocketServer server;
   std::atomic<std::size_t> open_streams{0};
   std::atomic<bool> stopping{false};
@@ -491,7 +383,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(HttpServerOptions options
   Impl& im = *impl;
   httplib::Server& s = im.server;
   const HttpServerOptions& o = im.options;
-  im.pool = std::make_unique<ElasticPool>(o.max_threads, o.max_pending);
+  im.pool = std::make_unique<HttpThreadPool>(o.max_threads, o.max_pending);
   s.new_task_queue = [&im] { return new PoolHandle(*im.pool); };
   s.set_socket_options([](socket_t) {});  // ours are set; httplib's default adds SO_REUSEPORT
   s.set_idle_interval(0, 100000);
@@ -574,7 +466,10 @@ std::string HttpServer::base_url() const {
 
 HttpServer::Stats HttpServer::stats() const {
   Stats s;
-  s = impl_->pool->stats();
+  auto pool = impl_->pool->stats();
+  s.threads = pool.threads;
+  s.busy = pool.busy;
+  s.pending = pool.pending;
   s.open_streams = impl_->open_streams.load();
   return s;
 }
