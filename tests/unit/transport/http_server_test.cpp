@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -223,6 +224,16 @@ TEST_F(HttpServerTest, SixtyFourBlockedHandlersDoNotStarveOthers) {
   EXPECT_GE(server->stats().busy, 64u);
   release();
   for (auto& t : holders) t.join();
+}
+
+// Without TCP_NODELAY every response waited ~40 ms for the client's delayed
+// ACK (httplib writes headers and body apart); accepted sockets inherit it.
+TEST_F(HttpServerTest, TheListenerHasNagleOff) {
+  start();
+  int on = 0;
+  socklen_t len = sizeof on;
+  ASSERT_EQ(::getsockopt(server->listening_fd(), IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+  EXPECT_EQ(on, 1);
 }
 
 TEST_F(HttpServerTest, ASecondServerOnTheSamePortFails) {

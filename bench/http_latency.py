@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Round trips over Streamable HTTP against the real binary, beside the same
+calls over stdio in the same run (so the ratio is what counts): ping,
+getStatus {} and tools/list, p50/p99 in microseconds, one keep-alive
+connection; then ping's latency while 64 getResult long-polls hold their
+connections open (the HTTP pool must not let them starve it).
+Usage: http_latency.py BINARY"""
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from mcp_stdio import Server
+
+N = 2000
+
+
+def percentiles(fn, n):
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1e6)
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+
+
+class HttpSession:
+    """One MCP session over one keep-alive connection."""
+
+    def __init__(self, host, port, token):
+        self.conn = http.client.HTTPConnection(host, port, timeout=120)
+        self.headers = {"Accept": "application/json, text/event-stream",
+                        "Content-Type": "application/json",
+                        "Authorization": f"Bearer {token}"}
+        self.next_id = 0
+        result = self.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                             "clientInfo": {"name": "bench", "version": "1"}})
+        self.headers["MCP-Protocol-Version"] = result["protocolVersion"]
+        self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def post(self, message):
+        self.conn.request("POST", "/mcp", json.dumps(message), self.headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        if "Mcp-Session-Id" not in self.headers and response.getheader("Mcp-Session-Id"):
+            self.headers["Mcp-Session-Id"] = response.getheader("Mcp-Session-Id")
+        return response, body
+
+    def request(self, method, params=None):
+        self.next_id += 1
+        message = {"jsonrpc": "2.0", "id": self.next_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        response, body = self.post(message)
+        if response.status != 200:
+            raise RuntimeError(f"{method}: HTTP {response.status} {body[:200]!r}")
+        if response.getheader("Content-Type", "").startswith("text/event-stream"):
+            for line in body.decode().splitlines():
+                if line.startswith("data: "):
+                    parsed = json.loads(line[6:])
+                    if parsed.get("id") == self.next_id:
+                        return parsed["result"]
+        return json.loads(body)["result"]
+
+
+def main():
+    binary = sys.argv[1]
+    with tempfile.TemporaryDirectory() as state:
+        stdio = Server(binary, ["--state-dir", os.path.join(state, "stdio")])
+        stdio.initialize()
+        http_dir = os.path.join(state, "http")
+        proc = subprocess.Popen([binary, "--http", "127.0.0.1:0", "--state-dir", http_dir],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            endpoint = os.path.join(http_dir, "http.json")
+            deadline = time.monotonic() + 10
+            while not os.path.exists(endpoint) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            url = json.load(open(endpoint))["url"]
+            token = open(os.path.join(http_dir, "http-token")).read().strip()
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            s = HttpSession(host, int(port), token)
+            rows = []
+            for name, over_http, over_stdio in [
+                ("ping", lambda: s.request("ping"), lambda: stdio.request("ping")),
+                ("getStatus {}", lambda: s.request("tools/call", {"name": "getStatus", "arguments": {}}),
+                 lambda: stdio.call("getStatus", {})),
+                ("tools/list", lambda: s.request("tools/list"), lambda: stdio.request("tools/list")),
+            ]:
+                rows.append((name, percentiles(over_http, N), percentiles(over_stdio, N)))
+
+            task = s.request("tools/call", {"name": "submitTask", "arguments": {"command": "sleep 600"}})
+            task_id = task["structuredContent"]["taskId"]
+            polls = []
+            for _ in range(64):
+                p = HttpSession(host, int(port), token)
+                t = threading.Thread(target=p.request, args=(
+                    "tools/call", {"name": "getResult", "arguments": {"taskId": task_id, "waitSec": 50}}))
+                t.start()
+                polls.append(t)
+            time.sleep(0.5)  # let all 64 reach the server; not a synchronisation the figures rely on
+            under_load = percentiles(lambda: s.request("ping"), 500)
+            s.request("tools/call", {"name": "cancelTask", "arguments": {"taskId": task_id}})
+            for t in polls:
+                t.join()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            stdio.close()
+    print(f"{'call':16} {'HTTP p50':>10} {'HTTP p99':>10} {'stdio p50':>10} {'stdio p99':>10}  HTTP/stdio p50")
+    for name, (h50, h99), (s50, s99) in rows:
+        print(f"{name:16} {h50:8.0f}us {h99:8.0f}us {s50:8.0f}us {s99:8.0f}us  {h50 / s50:5.2f}x")
+    print(f"ping over HTTP while 64 long-polls wait: p50 {under_load[0]:.0f} us, p99 {under_load[1]:.0f} us")
+
+
+if __name__ == "__main__":
+    main()
