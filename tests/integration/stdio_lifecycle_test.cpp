@@ -362,6 +362,8 @@ TEST_F(StdioLifecycle, StdoutCarriesOnlyProtocolMessagesEvenWithDebugLogging) {
   EXPECT_EQ(result.value("status", ""), "completed");
   server.close_stdin();
   ASSERT_TRUE(server.wait_exit());
+  // The readers may still be draining the pipes when the exit is reaped.
+  ASSERT_TRUE(server.wait_pipes_closed(scaled(2s)));
   EXPECT_TRUE(server.stdout_violations().empty());
   EXPECT_FALSE(server.stderr_text().empty()) << "logs belong on stderr";
   EXPECT_EQ(server.stdout_text().find("to-stdout\n"), std::string::npos)
