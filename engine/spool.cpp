@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <system_error>
@@ -27,22 +26,6 @@ bool write_all(int fd, const char* data, std::size_t size) {
     size -= static_cast<std::size_t>(n);
   }
   return true;
-}
-
-std::string human_size(std::uint64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
-  constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  std::size_t unit = 0;
-  value /= 1024;
-  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
-    value /= 1024;
-    ++unit;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, value == std::floor(value) ? "%.0f %s" : "%.1f %s", value,
-                kUnits[unit]);
-  return buf;
 }
 
 // The id becomes a directory name, and remove() deletes that directory: an id
@@ -77,11 +60,6 @@ Result<UniqueFd> create_file(const std::filesystem::path& dir, const std::filesy
 }
 
 }  // namespace
-
-std::string truncation_marker(std::uint64_t cap_bytes) {
-  return "\n[mcp-orchestrator: output truncated: this stream passed its " + human_size(cap_bytes) +
-         " cap; later output was counted but not kept]\n";
-}
 
 SpoolWriter::SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes) : fd_(std::move(fd)), cap_(cap_bytes) {}
 
