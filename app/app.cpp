@@ -53,6 +53,23 @@ void setup_logging(const Config& config) {
   spdlog::flush_every(std::chrono::seconds(2));
 }
 
+// The task keeper sits beside the binary (build tree, bin/) or in
+// libexec/mcp-orchestrator/ of an installed prefix.
+std::string find_task_keeper() {
+  static const std::string found = [] {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return std::string();
+    const auto dir = self.parent_path();
+    for (const auto& candidate : {dir / "mcp-orchestrator-keeper",
+                                  dir.parent_path() / "libexec" / "mcp-orchestrator" / "mcp-orchestrator-keeper"}) {
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    }
+    return std::string();
+  }();
+  return found;
+}
+
 engine::EngineOptions engine_options(const Config& c, const std::filesystem::path& state_dir) {
   engine::EngineOptions o;
   o.state_dir = state_dir;
@@ -63,6 +80,8 @@ engine::EngineOptions engine_options(const Config& c, const std::filesystem::pat
   o.kill_grace = std::chrono::milliseconds(c.kill_grace_ms);
   o.retention_count = c.retention_count;
   o.retention_age = std::chrono::hours(c.retention_hours);
+  o.keeper_path = find_task_keeper();
+  o.orphans = c.adopt_orphans ? engine::OrphanPolicy::Adopt : engine::OrphanPolicy::Kill;
   return o;
 }
 
@@ -113,6 +132,10 @@ App::~App() = default;
 
 Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit) {
   setup_logging(config);
+  if (find_task_keeper().empty()) {
+    spdlog::warn("mcp-orchestrator-keeper not found beside the binary: tasks run without a keeper, so a "
+                 "crash of the server loses the running ones (they are retried per their policy)");
+  }
   auto engine = open_engine(config, state_dir_explicit);
   if (!engine) return engine.error();
   auto impl = std::make_unique<Impl>();

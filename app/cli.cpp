@@ -60,6 +60,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   std::size_t max_message_bytes = 0;
   std::int64_t shutdown_grace_sec = -1;
   std::int64_t kill_grace_sec = -1;
+  std::string orphans;
 
   cli.add_flag("--stdio", stdio, "Serve MCP over stdin/stdout (the default)");
   bool no_auth = false;
@@ -84,6 +85,11 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   cli.add_option("--kill-grace-sec", kill_grace_sec,
                  "On cancel or timeout, seconds between SIGTERM and SIGKILL")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{600}));
+
+  cli.add_option("--orphans", orphans,
+                 "When the server dies, running tasks: adopt (keep running; the next start follows them "
+                 "to their end, the default) or kill")
+      ->check(CLI::IsMember({"adopt", "kill"}));
 
   try {
     cli.parse(argc, argv);
@@ -129,6 +135,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   if (max_message_bytes > 0) config.max_message_bytes = max_message_bytes;
   if (shutdown_grace_sec >= 0) config.shutdown_grace_ms = shutdown_grace_sec * 1000;
   if (kill_grace_sec >= 0) config.kill_grace_ms = kill_grace_sec * 1000;
+  if (!orphans.empty()) config.adopt_orphans = orphans == "adopt";
   if (!http.empty()) {
     auto endpoint = parse_listen_address(http);
     if (!endpoint) return usage_error("--http: " + endpoint.error().message);

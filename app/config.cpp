@@ -84,7 +84,8 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
                       origin + ": not valid JSON (byte " + std::to_string(e.byte) + "): " + e.what());
   }
   if (!root.is_object()) return r.error("$", "the config must be a JSON object");
-  if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "profiles", "security"}); !st) {
+  if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "recovery", "profiles",
+                                          "security"}); !st) {
     return st;
   }
   Config next = config;
@@ -120,6 +121,17 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
     if (!it->is_object()) return r.error("health", "must be an object");
     if (auto st = r.only_keys(*it, "health", {"maxRssMb"}); !st) return st;
     if (auto st = r.integer(*it, "health", "maxRssMb", 0, 1 << 24, next.max_rss_mb); !st) return st;
+  }
+  if (auto it = root.find("recovery"); it != root.end()) {
+    if (!it->is_object()) return r.error("recovery", "must be an object");
+    if (auto st = r.only_keys(*it, "recovery", {"orphans"}); !st) return st;
+    if (auto o = it->find("orphans"); o != it->end()) {
+      if (!o->is_string() || (*o != "adopt" && *o != "kill")) {
+        return r.error("recovery.orphans", "must be \"adopt\" (tasks outlive a crash and the next start "
+                                           "follows them) or \"kill\" (they are stopped with the server)");
+      }
+      next.adopt_orphans = *o == "adopt";
+    }
   }
   if (auto it = root.find("profiles"); it != root.end()) {
     if (!it->is_object()) return r.error("profiles", "must be an object of named profiles");

@@ -27,6 +27,8 @@ struct Config {
   std::int64_t shutdown_grace_ms = 0;     // how long running tasks may finish at exit
   // health
   std::int64_t max_rss_mb = 0;            // 0: no limit
+  // recovery: what task keepers do with running tasks when the server dies
+  bool adopt_orphans = true;              // false: "kill" (stop them; the next start marks them lost)
   // transports
   bool serve_stdio = true;                // false when only --http was asked for
   std::string http_listen;                // "ADDR:PORT"; empty: no HTTP

@@ -71,6 +71,13 @@ Result<UniqueFd> lock_state_dir(const std::filesystem::path& dir) {
   return fd;
 }
 
+// What start-up found of the tasks that were running (for one log line).
+struct RecoveryCounts {
+  int adopted = 0;
+  int ended = 0;
+  int lost = 0;
+};
+
 }  // namespace
 
 struct Engine::Impl {
@@ -234,12 +241,7 @@ struct Engine::Impl {
         spec.stdin_path = *path;
       }
     }
-    if (!task.spec.stdin_data || spec.stdin_path) {
-      ProcessCallbacks callbacks;
-      callbacks.on_progress = [this, id = task.id](const Progress& p) { on_progress(id, p); };
-      callbacks.on_exit = [this, id = task.id](const ExitInfo& info) { on_exit(id, info); };
-      started = runner->start(spec, std::move(callbacks));
-    }
+    if (!task.spec.stdin_data || spec.stdin_path) started = runner->start(spec, callbacks_for(task.id));
     std::lock_guard lock(mu);
     if (!started) {
       ++spawn_errors;
@@ -254,6 +256,10 @@ struct Engine::Impl {
     // The process may already have ended and been recorded; then pid is moot.
     if (!live || live->status != TaskStatus::Running || live->attempt != task.attempt) return;
     live->pid = *started;
+    // The next server finds the task's keeper by this pid after a crash.
+    if (auto st = store->update_progress(*live); !st) {
+      spdlog::warn("store: could not record the pid of task {}: {}", task.id, st.error().message);
+    }
     change_log.changed(task.id);
     if (scheduler.should_stop(task.id)) runner->terminate(*started, stop_grace_locked());
     changed.notify_all();
@@ -261,6 +267,53 @@ struct Engine::Impl {
 
   std::chrono::milliseconds stop_grace_locked() const {
     return accepting ? opts.kill_grace : std::min(opts.kill_grace, kShutdownKillGrace);
+  }
+
+  ProcessCallbacks callbacks_for(const TaskId& id) {
+    ProcessCallbacks callbacks;
+    callbacks.on_progress = [this, id](const Progress& p) { on_progress(id, p); };
+    callbacks.on_exit = [this, id](const ExitInfo& info) { on_exit(id, info); };
+    return callbacks;
+  }
+
+  // A task the store had as running at start (docs/RECOVERY.md): its keeper's
+  // status file tells how it ended while no server watched; a keeper still
+  // running is adopted; otherwise its end is unknown.
+  std::optional<AttemptOutcome> settle_running(const TaskRecord& t, RecoveryCounts& counts) {
+    const auto task_dir = spool.dir() / t.id;
+    auto recorded = read_keeper_status(task_dir);
+    if (!recorded && t.pid && opts.orphans == OrphanPolicy::Adopt && !opts.keeper_path.empty()) {
+      auto adopted = runner->adopt_orphan(*t.pid, t.id, callbacks_for(t.id));
+      if (adopted) {
+        ++counts.adopted;
+        spdlog::debug("recovery: task {} still runs (pid {}); following it to its end", t.id, *t.pid);
+        return std::nullopt;
+      }
+      recorded = read_keeper_status(task_dir);  // it may have ended just now
+    }
+    AttemptOutcome outcome;
+    outcome.stdout_bytes = t.stdout_bytes;
+    outcome.stderr_bytes = t.stderr_bytes;
+    if (!recorded) {
+      ++counts.lost;
+      outcome.lost = true;
+      return outcome;
+    }
+    ++counts.ended;
+    outcome.peak_rss_kb = recorded->peak_rss_kb;
+    switch (recorded->kind) {
+      case KeeperStatus::Kind::Exited: outcome.exit_code = recorded->value; break;
+      case KeeperStatus::Kind::Signaled: outcome.signal = recorded->value; break;
+      case KeeperStatus::Kind::OrphanKilled:
+        outcome.lost = true;
+        outcome.error = "its keeper stopped it when the previous server died (recovery.orphans is \"kill\")";
+        break;
+      case KeeperStatus::Kind::SpawnError:
+        outcome.spawn_failed = true;
+        outcome.error = std::string("cannot start the command: ") + std::strerror(recorded->value);
+        break;
+    }
+    return outcome;
   }
 
   void on_progress(const TaskId& id, const Progress& p) {
@@ -288,6 +341,10 @@ struct Engine::Impl {
     outcome.stdout_bytes = info.stdout_bytes;
     outcome.stderr_bytes = info.stderr_bytes;
     outcome.error = info.error;
+    outcome.lost = info.lost || info.killed_as_orphan;
+    if (info.killed_as_orphan) {
+      outcome.error = "its keeper stopped it when the previous server died (recovery.orphans is \"kill\")";
+    }
     if (!info.error.empty()) spdlog::warn("task {}: {}", id, info.error);
     std::lock_guard lock(mu);
     persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
@@ -318,10 +375,22 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   auto impl = std::make_unique<Impl>(std::move(options), std::move(*store), std::move(*lock));
   Impl& im = *impl;
   im.started_at_ms = im.now_ms();
+  // The runner first: settling the tasks that were running may adopt their processes.
+  ProcessRunner::Options ropts;
+  ropts.keeper_path = im.opts.keeper_path;
+  ropts.orphans = im.opts.orphans;
+  im.runner = std::make_unique<ProcessRunner>(im.spool, ropts);
   for (TaskRecord& t : *stored) im.scheduler.restore(std::move(t));
   {
     std::lock_guard guard(im.mu);
-    im.persist_locked(im.scheduler.restore_done(im.now_ms()));
+    RecoveryCounts counts;
+    im.persist_locked(im.scheduler.restore_done(
+        im.now_ms(), [&](const TaskRecord& t) { return im.settle_running(t, counts); }));
+    if (counts.adopted + counts.ended + counts.lost > 0) {
+      spdlog::info("recovery: {} task(s) were running when the previous server stopped: {} still run and "
+                   "were adopted, {} ended meanwhile, {} lost",
+                   counts.adopted + counts.ended + counts.lost, counts.adopted, counts.ended, counts.lost);
+    }
   }
   // Spool directories whose task is gone (evicted just before a crash).
   for (const auto& entry : std::filesystem::directory_iterator(im.spool.dir(), ec)) {
@@ -332,8 +401,6 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   wopts.max_threads = im.opts.worker_threads_max;
   wopts.idle_timeout = im.opts.worker_idle_timeout;
   im.workers = std::make_unique<WorkerPool>(wopts);
-  ProcessRunner::Options ropts;
-  im.runner = std::make_unique<ProcessRunner>(im.spool, ropts);
   im.dispatcher = std::jthread([&im](std::stop_token st) { im.dispatch_loop(st); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }

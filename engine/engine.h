@@ -23,6 +23,7 @@
 #include "common/result.h"
 #include "engine/spool.h"
 #include "engine/task.h"
+#include "engine/task_keeper.h"
 
 namespace orch::engine {
 
@@ -39,6 +40,12 @@ struct EngineOptions {
   std::chrono::milliseconds retention_age{std::chrono::hours(24 * 7)};
   std::size_t worker_threads_max = 128;         // elastic pool for requests and task starts
   std::chrono::milliseconds worker_idle_timeout{30000};
+  // The task keeper program (engine/task_keeper.h, docs/RECOVERY.md). Empty:
+  // tasks are started directly and a crash of the server loses them.
+  std::string keeper_path;
+  // What the keepers do with a task when this server dies: keep it running
+  // for the next server to adopt, or stop it.
+  OrphanPolicy orphans = OrphanPolicy::Adopt;
   Clock* clock = nullptr;                       // default: the system clock
 };
 
@@ -115,9 +122,11 @@ class ProcessRunner;
 
 class Engine {
  public:
-  // Opens the store under options.state_dir, loads every task, marks tasks
-  // that were running when the previous process died as lost (retrying them
-  // per their policy), and starts the threads.
+  // Opens the store under options.state_dir, loads every task, and settles
+  // the tasks that were running when the previous process died: one whose
+  // keeper recorded its end ends that way; one whose keeper still runs is
+  // adopted (followed to its end); any other is lost (retrying per its
+  // policy). Then starts the threads.
   static Result<std::unique_ptr<Engine>> open(EngineOptions options);
   ~Engine();  // shutdown(0) if not done yet
   Engine(const Engine&) = delete;

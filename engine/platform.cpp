@@ -75,8 +75,8 @@ Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   return std::pair<UniqueFd, UniqueFd>(UniqueFd(fds[0]), UniqueFd(fds[1]));
 }
 
-int close_inherited_fds(posix_spawn_file_actions_t* actions, posix_spawnattr_t* /*attr*/) {
-  return ::posix_spawn_file_actions_addclosefrom_np(actions, 3);
+int close_inherited_fds(posix_spawn_file_actions_t* actions, posix_spawnattr_t* /*attr*/, int first_fd) {
+  return ::posix_spawn_file_actions_addclosefrom_np(actions, first_fd);
 }
 
 Result<std::unique_ptr<Poller>> Poller::create() {

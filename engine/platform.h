@@ -31,11 +31,13 @@ Result<UniqueFd> open_exit_watch(pid_t pid);
 // pipe() then fcntl(FD_CLOEXEC); close_inherited_fds() covers the gap.
 Result<std::pair<UniqueFd, UniqueFd>> make_pipe();  // {read end, write end}
 
-// Makes a spawned child close every descriptor from 3 up that it would
-// otherwise inherit (another library's socket, the store's file). Linux:
-// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+). macOS: the
-// POSIX_SPAWN_CLOEXEC_DEFAULT flag on `attr`. Returns 0 or an errno value.
-int close_inherited_fds(posix_spawn_file_actions_t* actions, posix_spawnattr_t* attr);
+// Makes a spawned child close every descriptor from `first_fd` up that it
+// would otherwise inherit (another library's socket, the store's file); add
+// it after the dup2 actions that place the descriptors the child keeps.
+// Linux: posix_spawn_file_actions_addclosefrom_np (glibc 2.34+). macOS: the
+// POSIX_SPAWN_CLOEXEC_DEFAULT flag on `attr` (dup2 targets stay open).
+// Returns 0 or an errno value.
+int close_inherited_fds(posix_spawn_file_actions_t* actions, posix_spawnattr_t* attr, int first_fd = 3);
 
 // --- Waiting for many descriptors ---
 

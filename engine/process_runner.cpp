@@ -1,8 +1,10 @@
 #include "engine/process_runner.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +66,10 @@ struct Child {
   bool polled = false;            // no exit watch could be opened: poll waitid
   ProgressScanner progress;
   ExitInfo info;
+  // Adopted from an earlier server (adopt_orphan): not our child, no pipes;
+  // its keeper spools the output into task_dir and records its end there.
+  bool foreign = false;
+  std::filesystem::path task_dir;
 
   // Guarded by Impl::mu: terminate() and kill_all() read them from other threads.
   bool reaped = false;
@@ -112,6 +118,9 @@ struct ProcessRunner::Impl {
   void maybe_finish(Child& c);
   void record_error(Child& c, std::string error);
   Result<pid_t> register_child(std::unique_ptr<Child> child);
+  Result<pid_t> spawn_kept(const LaunchSpec& spec, SpawnPlan plan, std::array<UniqueFd, 2> write_ends,
+                           const Child& child);
+  void on_foreign_exit(Child& c);
   void kill_all_locked();
   void reap_at_shutdown();
 
@@ -119,6 +128,10 @@ struct ProcessRunner::Impl {
   const Options options;
   std::unique_ptr<platform::Poller> poller;  // null when it could not be created
   std::string unavailable;                   // why, in that case
+  // With a keeper: every keeper holds the read end; the write end is ours
+  // alone, so the read end reaches EOF exactly when this server is gone.
+  UniqueFd lifeline_read;
+  UniqueFd lifeline_write;
 
   mutable std::mutex mu;
   std::unordered_map<std::uint64_t, std::unique_ptr<Child>> children;  // by serial; guarded by mu
@@ -140,6 +153,17 @@ ProcessRunner::Impl::Impl(Spool& spool_in, Options options_in)
     return;
   }
   poller = std::move(*created);
+  if (!options.keeper_path.empty()) {
+    auto lifeline = platform::make_pipe();
+    if (!lifeline) {
+      unavailable = "cannot start processes: no lifeline pipe for the task keepers: " + lifeline.error().message;
+      spdlog::error("process runner: {}", unavailable);
+      poller.reset();
+      return;
+    }
+    lifeline_read = std::move(lifeline->first);
+    lifeline_write = std::move(lifeline->second);
+  }
   reactor = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
@@ -237,6 +261,10 @@ void ProcessRunner::Impl::close_stream(Child& c, std::size_t index) {
 }
 
 void ProcessRunner::Impl::on_leader_exit(Child& c) {
+  if (c.foreign) {
+    on_foreign_exit(c);
+    return;
+  }
   int status = 0;
   rusage usage{};
   pid_t reaped;
@@ -271,6 +299,44 @@ void ProcessRunner::Impl::on_leader_exit(Child& c) {
     c.exit_watch.reset();
   }
   if (c.pipes_open()) c.straggler_kill_at = now + options.straggler_grace;
+  maybe_finish(c);
+}
+
+namespace {
+
+std::uint64_t spooled_size(const std::filesystem::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+}  // namespace
+
+void ProcessRunner::Impl::on_foreign_exit(Child& c) {
+  {
+    std::lock_guard lock(mu);
+    c.reaped = true;  // nothing to reap: the process was never ours
+    c.kill_at.reset();
+  }
+  c.info.duration_ms =
+      std::chrono::duration_cast<milliseconds>(SteadyClock::now() - c.started).count();
+  if (auto end = read_keeper_status(c.task_dir)) {
+    switch (end->kind) {
+      case KeeperStatus::Kind::Exited: c.info.exit_code = end->value; break;
+      case KeeperStatus::Kind::Signaled: c.info.signal = end->value; break;
+      case KeeperStatus::Kind::OrphanKilled: c.info.killed_as_orphan = true; break;
+      case KeeperStatus::Kind::SpawnError:
+        c.info.lost = true;
+        record_error(c, std::string("the task keeper could not start the command: ") + std::strerror(end->value));
+        break;
+    }
+    c.info.peak_rss_kb = end->peak_rss_kb;
+  } else {
+    c.info.lost = true;
+  }
+  if (c.exit_watch) {
+    poller->remove(c.exit_watch.get());
+    c.exit_watch.reset();
+  }
   maybe_finish(c);
 }
 
@@ -328,10 +394,16 @@ void ProcessRunner::Impl::record_error(Child& c, std::string error) {
 void ProcessRunner::Impl::maybe_finish(Child& c) {
   if (!c.reaped || c.pipes_open()) return;
   ExitInfo info = std::move(c.info);
-  info.stdout_bytes = c.streams[0].writer->total_bytes();
-  info.stderr_bytes = c.streams[1].writer->total_bytes();
-  info.stdout_capped = c.streams[0].writer->capped();
-  info.stderr_capped = c.streams[1].writer->capped();
+  if (c.foreign) {
+    // What the keeper spooled is all we know (the marker counts as output).
+    info.stdout_bytes = spooled_size(c.task_dir / to_string(StreamKind::Stdout));
+    info.stderr_bytes = spooled_size(c.task_dir / to_string(StreamKind::Stderr));
+  } else {
+    info.stdout_bytes = c.streams[0].writer->total_bytes();
+    info.stderr_bytes = c.streams[1].writer->total_bytes();
+    info.stdout_capped = c.streams[0].writer->capped();
+    info.stderr_capped = c.streams[1].writer->capped();
+  }
 
   std::unique_ptr<Child> owned;
   bool report = false;
@@ -340,7 +412,7 @@ void ProcessRunner::Impl::maybe_finish(Child& c) {
     // Members that closed their pipes may still run, ignoring the SIGTERM sent
     // at reaping: SIGKILL them when the grace ends. (Not if that SIGKILL was
     // already sent: give_up_at is set then.)
-    if (!c.give_up_at && ::kill(-c.pid, 0) == 0) {
+    if (!c.foreign && !c.give_up_at && ::kill(-c.pid, 0) == 0) {
       sweeps.push_back({c.pid, c.straggler_kill_at.value_or(SteadyClock::now() + options.straggler_grace)});
     }
     report = !stopping;
@@ -403,7 +475,7 @@ void ProcessRunner::Impl::kill_all_locked() {
 void ProcessRunner::Impl::reap_at_shutdown() {
   const TimePoint deadline = SteadyClock::now() + kReapAtShutdown;
   for (auto& [serial, c] : children) {
-    if (c->reaped) continue;
+    if (c->reaped || c->foreign) continue;  // a foreign process is reaped by its own parent
     int options_flags = 0;  // without an exit watch, block: SIGKILL cannot be ignored
     if (c->exit_watch) {
       options_flags = WNOHANG;
@@ -468,7 +540,9 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
 
   child->started = SteadyClock::now();
   // Takes the write ends and stdin: the parent keeps none of them.
-  auto pid = spawn_process(spec, std::move(*plan), std::move(write_ends[0]), std::move(write_ends[1]));
+  auto pid = m.options.keeper_path.empty()
+                 ? spawn_process(spec, std::move(*plan), std::move(write_ends[0]), std::move(write_ends[1]))
+                 : m.spawn_kept(spec, std::move(*plan), std::move(write_ends), *child);
   if (!pid) return pid.error();
 
   child->pid = *pid;
@@ -479,6 +553,79 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
     child->polled = true;  // old kernel or no descriptors left: fall back to polling waitid
   }
   return m.register_child(std::move(child));
+}
+
+// The keeper leads the group and runs the command; it tells us on a pipe
+// whether the command started, so a spawn error keeps its own message.
+Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan plan,
+                                              std::array<UniqueFd, 2> write_ends, const Child& child) {
+  auto report = platform::make_pipe();
+  if (!report) {
+    return make_error(ErrorCode::Unavailable, "cannot create a pipe for the task keeper: " + report.error().message);
+  }
+  KeeperArgs args;
+  args.task_id = spec.task_id;
+  std::error_code ec;
+  args.task_dir = std::filesystem::absolute(spool.dir() / spec.task_id, ec).string();
+  args.cap_bytes = spool.cap_bytes();
+  args.orphans = options.orphans;
+  args.grace_ms = static_cast<int>(options.orphan_grace.count());
+  args.exe = plan.exe;
+  args.argv = spec.argv;
+  // An earlier attempt's status file must not be taken for this attempt's end.
+  ::unlink((args.task_dir + "/" + kKeeperStatusFile).c_str());
+  LaunchSpec kept = spec;
+  kept.argv = keeper_command_line(options.keeper_path, args);
+  const std::string command_exe = std::move(plan.exe);
+  plan.exe = options.keeper_path;
+  const int passed[kKeeperPassedFds] = {lifeline_read.get(), child.streams[0].fd.get(),
+                                        child.streams[1].fd.get(), report->second.get()};
+  auto pid = spawn_process(kept, std::move(plan), std::move(write_ends[0]), std::move(write_ends[1]), passed);
+  report->second.reset();  // the keeper's copy alone: its exit must end the read below
+  if (!pid) return pid.error();
+  std::int32_t err = 0;
+  ssize_t n;
+  do {
+    n = ::read(report->first.get(), &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  if (n == sizeof err && err == 0) return pid;
+  // The keeper did not start the command and is exiting.
+  while (::waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (n != sizeof err) {
+    return make_error(ErrorCode::Internal, "the task keeper " + options.keeper_path +
+                                               " ended before starting the task; is it this build's own?");
+  }
+  return describe_spawn_error(err, spec, command_exe);
+}
+
+Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCallbacks callbacks) {
+  Impl& m = *impl_;
+  if (!m.poller) return make_error(ErrorCode::Unavailable, m.unavailable);
+  // Open the watch first, then check who it watches: a pidfd names one
+  // process for good, so a pid reused after the check cannot slip in.
+  auto watch = platform::open_exit_watch(pid);
+  if (!watch) return make_error(ErrorCode::NotFound, "pid " + std::to_string(pid) + " is not running");
+  std::string cmdline;
+  {
+    UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
+    char buf[4096];
+    ssize_t n;
+    while (fd && (n = ::read(fd.get(), buf, sizeof buf)) > 0) cmdline.append(buf, static_cast<std::size_t>(n));
+  }
+  if (!is_keeper_of(cmdline, task_id)) {
+    return make_error(ErrorCode::NotFound, "pid " + std::to_string(pid) + " is no longer the keeper of task " + task_id);
+  }
+  auto child = std::make_unique<Child>();
+  child->pid = pid;
+  child->foreign = true;
+  child->task_dir = m.spool.dir() / task_id;
+  child->callbacks = std::move(callbacks);
+  child->started = SteadyClock::now();
+  child->exit_watch = std::move(*watch);
+  auto registered = m.register_child(std::move(child));
+  if (!registered) return registered.error();
+  return {};
 }
 
 void ProcessRunner::terminate(pid_t pid, std::chrono::milliseconds grace) {
@@ -515,6 +662,10 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> ProcessRunner::live_bytes
   auto it = impl_->by_pid.find(pid);
   if (it == impl_->by_pid.end()) return std::nullopt;
   const Child& c = *it->second;
+  if (c.foreign) {
+    return std::pair(spooled_size(c.task_dir / to_string(StreamKind::Stdout)),
+                     spooled_size(c.task_dir / to_string(StreamKind::Stderr)));
+  }
   return std::pair(c.streams[0].total.load(std::memory_order_relaxed),
                    c.streams[1].total.load(std::memory_order_relaxed));
 }

@@ -39,6 +39,7 @@
 #include "common/result.h"
 #include "engine/spool.h"
 #include "engine/task.h"
+#include "engine/task_keeper.h"
 
 namespace orch::engine {
 
@@ -60,6 +61,8 @@ struct ExitInfo {
   bool stdout_capped = false;
   bool stderr_capped = false;
   std::string error;              // spool write failure, if any
+  bool lost = false;              // an adopted process ended and nothing recorded how
+  bool killed_as_orphan = false;  // its keeper stopped it when an earlier server died
 };
 
 struct ProcessCallbacks {
@@ -75,6 +78,13 @@ class ProcessRunner {
     // After the leader exits, how long leftover group members get between
     // SIGTERM and SIGKILL before the pipes are closed regardless.
     std::chrono::milliseconds straggler_grace{2000};
+    // The task keeper program (engine/task_keeper.h). When set, every process
+    // is started under a keeper that leads its group, so that it can outlive
+    // a crash of the server (per `orphans`) and be adopted by the next one.
+    // Empty: processes are started directly and die with their pipes' reader.
+    std::string keeper_path;
+    OrphanPolicy orphans = OrphanPolicy::Adopt;
+    std::chrono::milliseconds orphan_grace{2000};  // a keeper's SIGTERM → SIGKILL
   };
 
   // Starts the reactor thread. If its poller cannot be created, every
@@ -93,6 +103,14 @@ class ProcessRunner {
   // and no callback is ever called; the error says what failed and how to fix
   // it. (The spool files may have been truncated already.)
   Result<pid_t> start(const LaunchSpec& spec, ProcessCallbacks callbacks);
+
+  // Follows a task process that an earlier server of this state directory
+  // started under a keeper and that outlived it: `pid` must still be that
+  // task's keeper (checked against its command line, so a reused pid is
+  // refused). It is not our child, so its end comes from the keeper's status
+  // file (lost when there is none); output is spooled by the keeper, and
+  // live_bytes() reads the files' sizes. NotFound when it is not running.
+  Status adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCallbacks callbacks);
 
   // SIGTERM to the whole group now, SIGKILL to the group after `grace` if the
   // leader still runs. No-op for an unknown or finished pid.

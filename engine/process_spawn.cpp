@@ -71,7 +71,9 @@ Result<UniqueFd> open_stdin(const LaunchSpec& spec) {
   return above_stdio(std::move(fd));
 }
 
-Error spawn_error(int err, const LaunchSpec& spec, const std::string& exe) {
+}  // namespace
+
+Error describe_spawn_error(int err, const LaunchSpec& spec, const std::string& exe) {
   const std::string& name = spec.argv.front();
   std::string message = "cannot start '" + name + "'";
   if (exe != name) message += " (" + exe + ")";
@@ -112,6 +114,8 @@ Error spawn_error(int err, const LaunchSpec& spec, const std::string& exe) {
   }
   return make_error(code, std::move(message));
 }
+
+namespace {
 
 // posix_spawn's attribute and file-action objects, destroyed on every path.
 struct SpawnSetup {
@@ -162,7 +166,8 @@ Result<OutputPipe> make_output_pipe() {
 
 // posix_spawn, never fork: glibc spawns with clone(CLONE_VM|CLONE_VFORK), so
 // its cost does not grow with the server's memory (SPEC §4, BUILD-NOTES.md).
-Result<pid_t> spawn_process(const LaunchSpec& spec, SpawnPlan plan, UniqueFd stdout_fd, UniqueFd stderr_fd) {
+Result<pid_t> spawn_process(const LaunchSpec& spec, SpawnPlan plan, UniqueFd stdout_fd, UniqueFd stderr_fd,
+                            std::span<const int> passed) {
   // The descriptors are ours by value and close on return: the parent must
   // not keep the write ends, or the pipes never reach EOF.
   SpawnSetup s;
@@ -184,9 +189,24 @@ Result<pid_t> spawn_process(const LaunchSpec& spec, SpawnPlan plan, UniqueFd std
   s.step(::posix_spawn_file_actions_adddup2(&s.actions, plan.stdin_fd.get(), STDIN_FILENO));
   s.step(::posix_spawn_file_actions_adddup2(&s.actions, stdout_fd.get(), STDOUT_FILENO));
   s.step(::posix_spawn_file_actions_adddup2(&s.actions, stderr_fd.get(), STDERR_FILENO));
+  // dup2 actions run in order: a source inside 3..3+n would be overwritten
+  // by an earlier one, so each is first copied above that range.
+  const int first_free = 3 + static_cast<int>(passed.size());
+  std::vector<UniqueFd> lifted;
+  lifted.reserve(passed.size());
+  for (int fd : passed) {
+    lifted.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, first_free));
+    if (!lifted.back()) {
+      return make_error(ErrorCode::Unavailable,
+                        std::string("cannot prepare the task's descriptors: ") + std::strerror(errno));
+    }
+  }
+  for (std::size_t i = 0; i < lifted.size(); ++i) {
+    s.step(::posix_spawn_file_actions_adddup2(&s.actions, lifted[i].get(), 3 + static_cast<int>(i)));
+  }
   // macOS 10.15+ has the same call under the same name.
   if (!spec.cwd.empty()) s.step(::posix_spawn_file_actions_addchdir_np(&s.actions, spec.cwd.c_str()));
-  s.step(platform::close_inherited_fds(&s.actions, &s.attr));
+  s.step(platform::close_inherited_fds(&s.actions, &s.attr, first_free));
   if (s.rc != 0) {
     return make_error(ErrorCode::Internal,
                       std::string("cannot prepare to start a process: ") + std::strerror(s.rc));
@@ -203,7 +223,7 @@ Result<pid_t> spawn_process(const LaunchSpec& spec, SpawnPlan plan, UniqueFd std
 
   pid_t pid = 0;
   int rc = ::posix_spawn(&pid, plan.exe.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
-  if (rc != 0) return spawn_error(rc, spec, plan.exe);
+  if (rc != 0) return describe_spawn_error(rc, spec, plan.exe);
   return pid;
 }
 

@@ -28,6 +28,7 @@
 
 #include <sys/types.h>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,9 +59,15 @@ struct OutputPipe {
 Result<OutputPipe> make_output_pipe();
 
 // Spawns spec.argv with exactly spec.env in spec.cwd, stdin from the plan and
-// stdout/stderr on the given write ends. Returns the child's pid, which is
-// also its process group id.
-Result<pid_t> spawn_process(const LaunchSpec& spec, SpawnPlan plan, UniqueFd stdout_fd, UniqueFd stderr_fd);
+// stdout/stderr on the given write ends; `passed` become the child's
+// descriptors 3, 4, ... in that order (the caller keeps its copies). Returns
+// the child's pid, which is also its process group id.
+Result<pid_t> spawn_process(const LaunchSpec& spec, SpawnPlan plan, UniqueFd stdout_fd, UniqueFd stderr_fd,
+                            std::span<const int> passed = {});
+
+// The error for a failed posix_spawn of `exe` (spec.argv[0] as resolved):
+// what failed and how to fix it.
+Error describe_spawn_error(int err, const LaunchSpec& spec, const std::string& exe);
 
 // Resolves argv[0] against the PATH in `env` ("KEY=value" entries; without
 // one, /usr/local/bin:/usr/bin:/bin); a name with '/' is returned as is.

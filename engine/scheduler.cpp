@@ -240,13 +240,19 @@ void Scheduler::restore(TaskRecord task) {
   }
 }
 
-std::vector<Change> Scheduler::restore_done(std::int64_t now_ms) {
+std::vector<Change> Scheduler::restore_done(
+    std::int64_t now_ms, const std::function<std::optional<AttemptOutcome>(const TaskRecord&)>& settle_running) {
   std::vector<Change> changes;
   std::vector<TaskId> was_running(running_.begin(), running_.end());
   for (const TaskId& id : was_running) {
-    AttemptOutcome lost;
-    lost.lost = true;
-    auto more = finish_attempt(id, lost, now_ms);
+    AttemptOutcome outcome;
+    outcome.lost = true;
+    if (settle_running) {
+      auto settled = settle_running(tasks_.at(id).task);
+      if (!settled) continue;  // adopted: it goes on running
+      outcome = std::move(*settled);
+    }
+    auto more = finish_attempt(id, outcome, now_ms);
     changes.insert(changes.end(), more.begin(), more.end());
   }
   std::vector<TaskId> live(waiting_.begin(), waiting_.end());

@@ -57,9 +57,13 @@ class Scheduler {
   // Puts a stored task back at start-up. Tasks that were running when the
   // previous process died are reported by restore_done() as lost.
   void restore(TaskRecord task);
-  // Ends start-up: running tasks from the store become lost (and retry per
-  // policy), and every dependency wait is re-evaluated.
-  std::vector<Change> restore_done(std::int64_t now_ms);
+  // Ends start-up: each task the store had as running is settled by
+  // `settle_running` — nullopt keeps it running (its process was adopted),
+  // an outcome ends the attempt with it (retrying per policy) — or, without
+  // that function, becomes lost. Then every dependency wait is re-evaluated.
+  std::vector<Change> restore_done(
+      std::int64_t now_ms,
+      const std::function<std::optional<AttemptOutcome>(const TaskRecord&)>& settle_running = {});
 
   // Admits a new task: dependencies must exist, the queue must have room.
   // Returns the changes (the new task first, with from == its own status).

@@ -92,7 +92,7 @@ constexpr const char* kUpdateTask =
     "finished_at_ms = :finished_at_ms, not_before_ms = :not_before_ms, "
     "stdout_bytes = :stdout_bytes, stderr_bytes = :stderr_bytes WHERE id = :id";
 constexpr const char* kUpdateProgress =
-    "UPDATE tasks SET progress = :progress, stdout_bytes = :stdout_bytes, "
+    "UPDATE tasks SET progress = :progress, pid = :pid, stdout_bytes = :stdout_bytes, "
     "stderr_bytes = :stderr_bytes WHERE id = :id";
 constexpr const char* kInsertTransition =
     "INSERT INTO transitions (task_id, from_status, to_status, reason, message, at_ms) "
@@ -557,6 +557,7 @@ Status Store::update_progress(const TaskRecord& task) {
   Query q(im.update_progress.get());
   q.text(":id", task.id);
   q.text_or_null(":progress", progress_to_storage_json(task.progress));
+  q.integer(":pid", task.pid);
   q.integer(":stdout_bytes", static_cast<std::int64_t>(task.stdout_bytes));
   q.integer(":stderr_bytes", static_cast<std::int64_t>(task.stderr_bytes));
   if (int rc = q.step(); rc != SQLITE_DONE) return im.fail(rc, what);

@@ -45,7 +45,7 @@ class Store {
   // (from → to status, reason, message, time), atomically. The time is
   // finished_at_ms for an end, started_at_ms for a start, else the wall clock.
   Status update(const TaskRecord& task, TaskStatus from);
-  // Writes only progress and live counters: no transition row. Cheap.
+  // Writes only progress, the pid and live counters: no transition row. Cheap.
   Status update_progress(const TaskRecord& task);
   // Every task in submission order.
   Result<std::vector<TaskRecord>> load_all();

@@ -88,10 +88,21 @@ std::string slurp(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// This file is built twice: as it is, and with ORCH_KEEPER_BINARY set, so
+// that every behaviour below also holds for processes under a task keeper.
+ProcessRunner::Options runner_options(std::chrono::milliseconds straggler_grace = 2000ms) {
+  ProcessRunner::Options options;
+  options.straggler_grace = straggler_grace;
+#ifdef ORCH_KEEPER_BINARY
+  options.keeper_path = ORCH_KEEPER_BINARY;
+#endif
+  return options;
+}
+
 class ProcessRunnerTest : public ::testing::Test {
  protected:
   explicit ProcessRunnerTest(std::uint64_t cap = kDefaultStreamCapBytes,
-                             ProcessRunner::Options options = {})
+                             ProcessRunner::Options options = runner_options())
       : spool_(dir_.path() / "spool", cap), runner_(spool_, options) {}
 
   pid_t start(const LaunchSpec& spec) {
@@ -368,7 +379,7 @@ TEST_F(ProcessRunnerTest, BackgroundJobsDoNotOutliveTheirTask) {
 
 class ProcessRunnerShortGraceTest : public ProcessRunnerTest {
  protected:
-  ProcessRunnerShortGraceTest() : ProcessRunnerTest(kDefaultStreamCapBytes, {.straggler_grace = 300ms}) {}
+  ProcessRunnerShortGraceTest() : ProcessRunnerTest(kDefaultStreamCapBytes, runner_options(300ms)) {}
 };
 
 TEST_F(ProcessRunnerShortGraceTest, StragglersThatIgnoreSigtermAreKilled) {
@@ -572,6 +583,17 @@ TEST(ProcessRunner, DestructionKillsAndReapsWithoutReporting) {
   EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(pid)));
   EXPECT_TRUE(test::wait_until([&] { return !test::process_alive(grandchild); }, kDeadline));
   EXPECT_EQ(recorder.exit_count(), 0u);
+}
+
+TEST_F(ProcessRunnerTest, AdoptingAPidThatIsNoTasksKeeperIsRefused) {
+  pid_t pid = start(shell("sleep 300", "t2"));
+  auto adopted = runner_.adopt_orphan(pid, "t1", recorder_.callbacks());
+  ASSERT_FALSE(adopted.ok());
+  EXPECT_EQ(adopted.error().code, ErrorCode::NotFound);
+  EXPECT_FALSE(runner_.adopt_orphan(999999999, "t1", recorder_.callbacks()).ok());
+  runner_.terminate(pid, 0ms);
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(recorder_.exit_count(), 1u) << "a refused adoption reports nothing";
 }
 
 }  // namespace

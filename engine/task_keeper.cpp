@@ -1,0 +1,158 @@
+#include "engine/task_keeper.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+
+namespace orch::engine {
+
+namespace {
+
+constexpr std::string_view kKeeperName = "mcp-orchestrator-keeper";
+
+constexpr std::string_view kind_word(KeeperStatus::Kind kind) {
+  switch (kind) {
+    case KeeperStatus::Kind::Exited: return "exit";
+    case KeeperStatus::Kind::Signaled: return "signal";
+    case KeeperStatus::Kind::SpawnError: return "spawn-error";
+    case KeeperStatus::Kind::OrphanKilled: return "orphan-killed";
+  }
+  return "exit";
+}
+
+// Takes the next space-separated word off `text`.
+std::string_view next_word(std::string_view& text) {
+  std::size_t start = text.find_first_not_of(' ');
+  if (start == std::string_view::npos) {
+    text = {};
+    return {};
+  }
+  text.remove_prefix(start);
+  std::size_t end = text.find(' ');
+  std::string_view word = text.substr(0, end);
+  text.remove_prefix(end == std::string_view::npos ? text.size() : end);
+  return word;
+}
+
+template <typename Int>
+bool parse_int(std::string_view word, Int& out) {
+  if (word.empty()) return false;
+  auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), out);
+  return ec == std::errc() && ptr == word.data() + word.size();
+}
+
+}  // namespace
+
+std::string format_keeper_status(const KeeperStatus& status) {
+  std::string line = "v1 ";
+  line += kind_word(status.kind);
+  line += ' ';
+  line += std::to_string(status.value);
+  line += " rss ";
+  line += std::to_string(status.peak_rss_kb);
+  line += '\n';
+  return line;
+}
+
+std::optional<KeeperStatus> parse_keeper_status(std::string_view text) {
+  if (text.empty() || text.back() != '\n') return std::nullopt;  // a whole line or nothing
+  text.remove_suffix(1);
+  if (next_word(text) != "v1") return std::nullopt;
+  KeeperStatus status;
+  const std::string_view kind = next_word(text);
+  if (kind == "exit") status.kind = KeeperStatus::Kind::Exited;
+  else if (kind == "signal") status.kind = KeeperStatus::Kind::Signaled;
+  else if (kind == "spawn-error") status.kind = KeeperStatus::Kind::SpawnError;
+  else if (kind == "orphan-killed") status.kind = KeeperStatus::Kind::OrphanKilled;
+  else return std::nullopt;
+  if (!parse_int(next_word(text), status.value)) return std::nullopt;
+  if (next_word(text) != "rss" || !parse_int(next_word(text), status.peak_rss_kb)) return std::nullopt;
+  if (!next_word(text).empty()) return std::nullopt;
+  return status;
+}
+
+std::optional<KeeperStatus> read_keeper_status(const std::filesystem::path& task_dir) {
+  const std::string path = (task_dir / kKeeperStatusFile).string();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[128];
+  std::size_t used = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf + used, sizeof buf - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    used += static_cast<std::size_t>(n);
+    if (used == sizeof buf) break;
+  }
+  ::close(fd);
+  return parse_keeper_status(std::string_view(buf, used));
+}
+
+std::vector<std::string> keeper_command_line(const std::string& keeper_exe, const KeeperArgs& args) {
+  std::vector<std::string> out = {keeper_exe,
+                                  "--task", args.task_id,
+                                  "--dir", args.task_dir,
+                                  "--cap", std::to_string(args.cap_bytes),
+                                  "--orphans", args.orphans == OrphanPolicy::Adopt ? "adopt" : "kill",
+                                  "--grace-ms", std::to_string(args.grace_ms),
+                                  "--", args.exe};
+  out.insert(out.end(), args.argv.begin(), args.argv.end());
+  return out;
+}
+
+std::optional<KeeperArgs> parse_keeper_command_line(int argc, const char* const* argv, std::string& error) {
+  KeeperArgs args;
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    if (flag == "--") break;
+    if (i + 1 >= argc) {
+      error = "option " + std::string(flag) + " needs a value";
+      return std::nullopt;
+    }
+    const std::string_view value = argv[++i];
+    bool ok = true;
+    if (flag == "--task") args.task_id = value;
+    else if (flag == "--dir") args.task_dir = value;
+    else if (flag == "--cap") ok = parse_int(value, args.cap_bytes);
+    else if (flag == "--grace-ms") ok = parse_int(value, args.grace_ms) && args.grace_ms >= 0;
+    else if (flag == "--orphans" && value == "adopt") args.orphans = OrphanPolicy::Adopt;
+    else if (flag == "--orphans" && value == "kill") args.orphans = OrphanPolicy::Kill;
+    else ok = false;
+    if (!ok) {
+      error = "bad option " + std::string(flag) + " " + std::string(value);
+      return std::nullopt;
+    }
+  }
+  // argv[i] is "--"; then the program and at least its argv[0].
+  if (i + 2 >= argc) {
+    error = "expected -- <program> <argv0> [args...]";
+    return std::nullopt;
+  }
+  if (args.task_id.empty() || args.task_dir.empty() || args.task_dir.front() != '/') {
+    error = "--task and an absolute --dir are required";
+    return std::nullopt;
+  }
+  args.exe = argv[i + 1];
+  for (int k = i + 2; k < argc; ++k) args.argv.emplace_back(argv[k]);
+  return args;
+}
+
+bool is_keeper_of(std::string_view cmdline, std::string_view task_id) {
+  const std::size_t first_end = cmdline.find('\0');
+  const std::string_view argv0 = cmdline.substr(0, first_end);
+  if (argv0.size() < kKeeperName.size() || argv0.substr(argv0.size() - kKeeperName.size()) != kKeeperName) {
+    return false;
+  }
+  std::string needle("\0--task\0", 8);
+  needle.append(task_id);
+  needle.push_back('\0');
+  const std::string_view options = cmdline.substr(0, cmdline.find(std::string_view("\0--\0", 4)));
+  std::string padded(options);
+  padded.push_back('\0');
+  return padded.find(needle) != std::string::npos;
+}
+
+}  // namespace orch::engine

@@ -1,0 +1,75 @@
+// The task keeper's contract: the program mcp-orchestrator-keeper
+// (engine/task_keeper_main.cpp) leads each task's process group, runs the
+// task's command as its child, and outlives the server when the server dies,
+// so that the next server can follow the task to its true end
+// (docs/RECOVERY.md). This header is what the runner and the keeper share:
+// the descriptors the keeper is started with, its command line, and the
+// status file it leaves when the command ends.
+//
+// The status file is written to a temporary name and renamed, so a reader
+// sees the whole line or no file. No state; thread-safe. Parsing never
+// throws: a damaged file or command line reads as an error value.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orch::engine {
+
+inline constexpr const char* kKeeperStatusFile = "exit";
+
+// Descriptors the keeper starts with, besides 0-2 (the command's stdio).
+inline constexpr int kKeeperLifelineFd = 3;      // reads EOF once every server copy of the write end is gone
+inline constexpr int kKeeperStdoutReadFd = 4;    // the stdout pipe's read end: drained once orphaned
+inline constexpr int kKeeperStderrReadFd = 5;    // the stderr pipe's read end
+inline constexpr int kKeeperReportFd = 6;        // 4 bytes, then closed: 0, or posix_spawn's errno
+inline constexpr int kKeeperPassedFds = 4;       // 3..6
+
+// What a keeper does when the server that started it dies.
+enum class OrphanPolicy {
+  Adopt,  // keep the command running, spool its output, record its end for the next server
+  Kill,   // stop the command's group (SIGTERM, then SIGKILL after the grace) and record that
+};
+
+struct KeeperArgs {
+  std::string task_id;
+  std::string task_dir;          // the task's spool directory (absolute): stdout, stderr, the status file
+  std::uint64_t cap_bytes = 0;   // per-stream cap while the keeper spools
+  OrphanPolicy orphans = OrphanPolicy::Adopt;
+  int grace_ms = 2000;           // SIGTERM → SIGKILL when the keeper stops the group
+  std::string exe;               // resolved program
+  std::vector<std::string> argv; // the command's argv
+};
+
+// The keeper's argv for `args`: keeper_exe, options, "--", exe, argv...
+std::vector<std::string> keeper_command_line(const std::string& keeper_exe, const KeeperArgs& args);
+// Parses what keeper_command_line() built; nullopt with `error` set otherwise.
+std::optional<KeeperArgs> parse_keeper_command_line(int argc, const char* const* argv, std::string& error);
+// True when a process's /proc cmdline (NUL-separated) is a keeper of `task_id`:
+// how a new server tells a surviving keeper from a stranger that reused its pid.
+bool is_keeper_of(std::string_view cmdline, std::string_view task_id);
+
+struct KeeperStatus {
+  enum class Kind {
+    Exited,        // value: the exit code
+    Signaled,      // value: the signal that killed the command
+    SpawnError,    // value: the errno of posix_spawn
+    OrphanKilled,  // the server died and re-adoption was off: the keeper killed the group
+  };
+  Kind kind = Kind::Exited;
+  int value = 0;
+  std::int64_t peak_rss_kb = 0;  // the command's, from wait4
+};
+
+// "v1 exit 3 rss 1234\n", "v1 signal 9 rss 1234\n", "v1 spawn-error 2 rss 0\n",
+// "v1 orphan-killed 0 rss 0\n".
+std::string format_keeper_status(const KeeperStatus& status);
+std::optional<KeeperStatus> parse_keeper_status(std::string_view text);
+// Reads and parses <task_dir>/exit; nullopt when it is missing or damaged.
+std::optional<KeeperStatus> read_keeper_status(const std::filesystem::path& task_dir);
+
+}  // namespace orch::engine
