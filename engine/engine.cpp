@@ -181,9 +181,18 @@ struct Engine::Impl {
         for (const TaskId& id : to_start) start_attempt_locked(id);
         if (!changes.empty()) changed.notify_all();
       }
-      if (std::chrono::steady_clock::now() - last_eviction >= kEvictionInterval) {
+      // By age every interval; by count also as soon as the overflow is worth
+      // a transaction, so a burst of short tasks cannot pile up for 30 s.
+      const bool over_count = scheduler.finished_count() > opts.retention_count + eviction_slack();
+      if (over_count || std::chrono::steady_clock::now() - last_eviction >= kEvictionInterval) {
         last_eviction = std::chrono::steady_clock::now();
-        evict_locked(now);
+        auto evicted = evict_locked(now);
+        // Their files go without the lock: no one reads or writes an evicted task.
+        if (!evicted.empty()) {
+          lock.unlock();
+          for (const TaskId& id : evicted) spool.remove(id);
+          lock.lock();
+        }
       }
       auto next = scheduler.next_wakeup_ms();
       auto wait_for = kEvictionInterval;
@@ -196,17 +205,19 @@ struct Engine::Impl {
     }
   }
 
-  void evict_locked(std::int64_t now) {
+  std::size_t eviction_slack() const { return std::max<std::size_t>(64, opts.retention_count / 16); }
+
+  // Removes evicted tasks from memory and the store; returns their ids, whose
+  // spool directories the caller removes.
+  std::vector<TaskId> evict_locked(std::int64_t now) {
     auto ids = scheduler.evict(opts.retention_count, opts.retention_age.count(), now);
-    if (ids.empty()) return;
+    if (ids.empty()) return ids;
     if (auto st = store->remove(ids); !st) {
       spdlog::error("store: could not evict {} finished tasks: {}", ids.size(), st.error().message);
     }
-    for (const TaskId& id : ids) {
-      spool.remove(id);
-      change_log.removed(id);
-    }
+    for (const TaskId& id : ids) change_log.removed(id);
     spdlog::debug("evicted {} finished tasks", ids.size());
+    return ids;
   }
 
   // Spawning costs about a millisecond, so it runs on a worker thread and the

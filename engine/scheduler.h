@@ -106,6 +106,8 @@ class Scheduler {
   // Finished tasks past the retention count or age, oldest first; removed
   // from the table when returned.
   std::vector<TaskId> evict(std::size_t keep_count, std::int64_t max_age_ms, std::int64_t now_ms);
+  // Finished tasks held (what evict() trims).
+  std::size_t finished_count() const { return finished_.size(); }
 
   std::optional<std::size_t> queue_position(const TaskId& id) const;
   std::size_t queue_depth() const { return queued_.size() + waiting_.size(); }

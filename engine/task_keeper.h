@@ -6,8 +6,8 @@
 // the descriptors the keeper is started with, its command line, and the
 // status file it leaves when the command ends.
 //
-// The status file is written to a temporary name and renamed, so a reader
-// sees the whole line or no file. No state; thread-safe. Parsing never
+// The status file is one line; a reader takes it only when the line is
+// whole (newline included), so a torn write reads as no status. No state; thread-safe. Parsing never
 // throws: a damaged file or command line reads as an error value.
 #pragma once
 

@@ -67,17 +67,18 @@ bool write_all(int fd, const char* data, std::size_t size) {
   return true;
 }
 
-// Written to a temporary name and renamed: a reader sees the whole line or nothing.
+// Written in place, without a temporary file or fsync: every task start
+// pays for this file, and creating and deleting inodes is what a burst of
+// short tasks costs most (ext4's inode allocator). A torn write is harmless:
+// the reader takes only a whole line, newline included. It must survive a
+// crash of the server, not of the machine.
 void write_status(const KeeperArgs& args, const KeeperStatus& status) {
-  const std::string final_path = args.task_dir + "/" + orch::engine::kKeeperStatusFile;
-  const std::string tmp_path = final_path + ".tmp";
-  int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const std::string path = args.task_dir + "/" + orch::engine::kKeeperStatusFile;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return;
   const std::string line = orch::engine::format_keeper_status(status);
-  bool ok = write_all(fd, line.data(), line.size());
-  ok = ::fsync(fd) == 0 && ok;
+  write_all(fd, line.data(), line.size());
   ::close(fd);
-  if (ok) ::rename(tmp_path.c_str(), final_path.c_str());
 }
 
 // One output stream spooled by the keeper once the server is gone; the same
