@@ -14,20 +14,6 @@ namespace orch::engine {
 
 namespace {
 
-// Writes all of `data`, across partial writes and signals.
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 // The id becomes a directory name, and remove() deletes that directory: an id
 // such as ".." or "a/b" must never reach the file system.
 bool is_safe_component(const TaskId& id) {

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "engine/spool.h"
 #include "engine/task_keeper.h"
 
@@ -42,6 +43,7 @@ namespace {
 using orch::engine::KeeperArgs;
 using orch::engine::KeeperStatus;
 using orch::engine::OrphanPolicy;
+using orch::write_all;
 
 constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE};
 constexpr std::size_t kChunk = 64 * 1024;
@@ -52,19 +54,6 @@ std::int64_t now_ms() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 // Written in place, without a temporary file or fsync: every task start
