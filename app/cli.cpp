@@ -17,7 +17,8 @@ const char* kFooter =
     "Tools: submitTask, getStatus, getResult, cancelTask, listTasks.\n"
     "Files: the config file (default $XDG_CONFIG_HOME/mcp-orchestrator/config.json) and the state\n"
     "directory (default $XDG_STATE_HOME/mcp-orchestrator: tasks.db, spool/, logs/).\n"
-    "Register with Claude Code:  claude mcp add orchestrator -- <path to mcp-orchestrator>\n"
+    "Register with an editor (prints the entry; --write merges it into the editor's config):\n"
+    "  mcp-orchestrator install claude-code|cursor|vscode|claude-desktop [--scope user|project] [--http] [--write]\n"
     "A running HTTP server (--http) is also driven from the shell:\n"
     "  mcp-orchestrator submit|status|result|cancel|list|logs ...   (each with --help)\n";
 
