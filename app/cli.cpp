@@ -62,6 +62,9 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   std::int64_t shutdown_grace_sec = -1;
   std::int64_t kill_grace_sec = -1;
 
+  bool print_default_config = false;
+  cli.add_flag("--print-default-config", print_default_config,
+               "Print the config file with every key at its default, and exit");
   cli.add_flag("--stdio", stdio, "Serve MCP over stdin/stdout (the default)");
   bool no_auth = false;
   cli.add_option("--http", http,
@@ -102,6 +105,11 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
     cl.output = "mcp-orchestrator: " + message + "\n";
     return cl;
   };
+  if (print_default_config) {
+    cl.action = CommandLine::Action::Exit;
+    cl.output = config_file_text(Config{});
+    return cl;
+  }
   if (no_auth && http.empty()) return usage_error("--no-auth applies to --http only");
 
   Config config;
