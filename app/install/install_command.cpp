@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <vector>
 
 #include "app/client/server_endpoint.h"
 #include "app/config.h"
@@ -33,6 +34,7 @@ struct Options {
   std::string config;
   std::string project_dir;
   std::string file;
+  std::vector<std::string> words;  // the command line after "install", to print back with --write
 };
 
 int refuse(const std::string& message) {
@@ -72,7 +74,7 @@ Places places_from_environment(const Options& o) {
   return p;
 }
 
-Result<Target> make_target(const Options& o, Editor editor, Scope scope, fs::path* token_file) {
+Result<Target> make_target(const Options& o, Editor editor, fs::path* token_file) {
   Target t;
   t.name = o.name;
   const fs::path state = o.state_dir.empty() ? default_state_dir() : fs::absolute(o.state_dir);
@@ -99,7 +101,6 @@ Result<Target> make_target(const Options& o, Editor editor, Scope scope, fs::pat
   // Claude Desktop is a GUI app: it starts servers with the login session's
   // PATH, not the shell's, so `npm test` in a task would not be found.
   if (editor == Editor::ClaudeDesktop) t.env["PATH"] = env_or("PATH", "/usr/local/bin:/usr/bin:/bin");
-  (void)scope;
   return t;
 }
 
@@ -121,7 +122,7 @@ int run_install(const Options& o) {
   auto scope = parse_scope(o.scope);
   if (!scope) return usage_error(scope.error().message);
   fs::path token_file;
-  auto target = make_target(o, *editor, *scope, &token_file);
+  auto target = make_target(o, *editor, &token_file);
   if (!target) return refuse(target.error().message);
   auto entry = server_entry(*editor, *target);
   if (!entry) return refuse(entry.error().message);
@@ -138,10 +139,12 @@ int run_install(const Options& o) {
       std::cout << "# Register it with:\n" << claude_mcp_add(*target, *scope) << "\n"
                 << "# or, the same as JSON:\n" << claude_mcp_add_json(*target, *scope) << "\n";
     }
-    std::cout << "# Or write it into " << file->string() << " (merged; the old file is kept as a backup):\n"
-              << "#   mcp-orchestrator install " << o.editor << (*scope == Scope::Project ? " --scope project" : "")
-              << (o.http ? " --http" : "") << " --write\n"
-              << "# which adds this entry under \"" << servers_key(*editor) << "\":\n"
+    std::string again = "mcp-orchestrator install";
+    for (const std::string& word : o.words) again += " " + shell_quote(word);
+    std::cout << "# " << (*editor == Editor::ClaudeCode ? "Or write" : "Write") << " it into " << file->string()
+              << " (merged with what is there; the old file is kept as a backup):\n"
+              << "#   " << again << " --write\n"
+              << "# which puts this under \"" << servers_key(*editor) << "\":\n"
               << fresh_file(servers_key(*editor), target->name, *entry, extra);
     print_token_hint(*editor, *target, token_file);
     return 0;
@@ -189,6 +192,7 @@ int run(int argc, char** argv) {
   app.add_option("--config", o.config, "stdio: the config file the editor's server should read");
   app.add_option("--project-dir", o.project_dir, "With --scope project: the project root (default: the current directory)");
   app.add_option("--file", o.file, "Use this config file instead of the editor's usual one");
+  o.words.assign(argv + 2, argv + argc);
   try {
     app.parse(argc - 1, argv + 1);
   } catch (const CLI::ParseError& e) {
