@@ -26,7 +26,7 @@ Result<ServerEndpoint> find_server(const std::filesystem::path& state_dir) {
                                                "): start one with `mcp-orchestrator --http 127.0.0.1:8765` or pass --url");
   };
   auto endpoint = nlohmann::json::parse(read_trimmed(file), nullptr, false);
-  if (!endpoint.is_object() || !endpoint.contains("url") || !endpoint["url"].is_string()) {
+  if (!endpoint.is_object() || !endpoint.contains("url") || !endpoint.at("url").is_string()) {
     return not_found("no readable http.json");
   }
   // A server that crashed leaves http.json behind; its pid tells.
@@ -36,7 +36,7 @@ Result<ServerEndpoint> find_server(const std::filesystem::path& state_dir) {
     }
   }
   ServerEndpoint out;
-  out.url = endpoint["url"];
+  out.url = endpoint.at("url").get<std::string>();
   out.mcp = endpoint.value("mcp", out.url + "/mcp");
   out.auth = endpoint.value("auth", true);
   out.token_file = state_dir / "http-token";

@@ -22,7 +22,7 @@ Result<void> merge_inputs(ordered_json& inputs, const ordered_json& extra, const
   if (!inputs.is_array()) return refuse(origin, "\"inputs\" is not an array");
   for (const ordered_json& input : extra) {
     auto same = std::find_if(inputs.begin(), inputs.end(), [&](const ordered_json& i) {
-      return i.is_object() && i.contains("id") && i["id"] == input.at("id");
+      return i.is_object() && i.contains("id") && i.at("id") == input.at("id");
     });
     if (same == inputs.end()) inputs.push_back(input);
     else *same = input;
@@ -51,7 +51,7 @@ Result<Merged> merge_server(const std::string& existing, const std::string& orig
   ordered_json& servers = root[servers_key];
   if (servers.is_null()) servers = ordered_json::object();
   if (!servers.is_object()) return refuse(origin, "\"" + servers_key + "\" is not an object");
-  if (servers.contains(name) && servers[name] != entry) out.replaced = true;
+  if (servers.contains(name) && servers.at(name) != entry) out.replaced = true;
   servers[name] = entry;
   for (const auto& [key, value] : extra.items()) {
     if (key == "inputs" && root.contains("inputs")) {
