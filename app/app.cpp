@@ -174,9 +174,15 @@ void print_http_banner(const HttpService& http, const std::filesystem::path& sta
   } else {
     text += "  dashboard:     " + url + "/#token=" + token + "\n";
     text += "  token:         " + token + "  (kept in " + (state_dir / "http-token").string() + ")\n";
+    // The token by reference (single quotes keep the shell off it), so that
+    // it never lands in an editor's config file.
     text += "  Claude Code:   claude mcp add --transport http orchestrator " + url +
-            "/mcp --header \"Authorization: Bearer " + token + "\"\n";
+            "/mcp --header 'Authorization: Bearer ${ORCH_TOKEN}'\n";
+    text += "                 with ORCH_TOKEN=\"$(cat " + (state_dir / "http-token").string() +
+            ")\" in claude's environment\n";
   }
+  text += "  other editors: mcp-orchestrator install cursor|vscode|claude-code --http --state-dir " +
+          state_dir.string() + "\n";
   text += "  health:        " + url + "/healthz   metrics: " + url + "/metrics\n\n";
   std::fputs(text.c_str(), stderr);
 }

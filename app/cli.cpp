@@ -17,7 +17,8 @@ const char* kFooter =
     "Tools: submitTask, getStatus, getResult, cancelTask, listTasks.\n"
     "Files: the config file (default $XDG_CONFIG_HOME/mcp-orchestrator/config.json) and the state\n"
     "directory (default $XDG_STATE_HOME/mcp-orchestrator: tasks.db, spool/, logs/).\n"
-    "Register with Claude Code:  claude mcp add orchestrator -- <path to mcp-orchestrator>\n"
+    "Register with an editor (prints the entry; --write merges it into the editor's config):\n"
+    "  mcp-orchestrator install claude-code|cursor|vscode|claude-desktop [--scope user|project] [--http] [--write]\n"
     "A running HTTP server (--http) is also driven from the shell:\n"
     "  mcp-orchestrator submit|status|result|cancel|list|logs ...   (each with --help)\n";
 
@@ -62,6 +63,9 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   std::int64_t kill_grace_sec = -1;
   std::string orphans;
 
+  bool print_default_config = false;
+  cli.add_flag("--print-default-config", print_default_config,
+               "Print the config file with every key at its default, and exit");
   cli.add_flag("--stdio", stdio, "Serve MCP over stdin/stdout (the default)");
   bool no_auth = false;
   cli.add_option("--http", http,
@@ -107,6 +111,11 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
     cl.output = "mcp-orchestrator: " + message + "\n";
     return cl;
   };
+  if (print_default_config) {
+    cl.action = CommandLine::Action::Exit;
+    cl.output = config_file_text(Config{});
+    return cl;
+  }
   if (no_auth && http.empty()) return usage_error("--no-auth applies to --http only");
 
   Config config;

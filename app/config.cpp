@@ -145,6 +145,20 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   return {};
 }
 
+std::string config_file_text(const Config& config) {
+  nlohmann::ordered_json out;
+  out["limits"] = {{"maxConcurrent", config.max_concurrent},
+                   {"queueSize", config.queue_size},
+                   {"maxMessageBytes", config.max_message_bytes},
+                   {"httpThreads", config.http_max_threads},
+                   {"httpSessions", config.http_max_sessions}};
+  out["output"] = {{"streamCapMb", config.stream_cap_bytes >> 20}};
+  out["retention"] = {{"count", config.retention_count}, {"maxAgeHours", config.retention_hours}};
+  out["health"] = {{"maxRssMb", config.max_rss_mb}};
+  out["recovery"] = {{"orphans", config.adopt_orphans ? "adopt" : "kill"}};
+  return out.dump(2) + "\n";
+}
+
 Status load_config_file(const std::filesystem::path& path, bool required, Config& config) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {

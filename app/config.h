@@ -53,6 +53,12 @@ std::filesystem::path default_state_dir();
 // `required`: a missing file is an error (an explicit --config); otherwise a
 // missing file means defaults.
 Status load_config_file(const std::filesystem::path& path, bool required, Config& config);
+// The config file's keys holding the values of `config`, as JSON text in the
+// file's own shape (2-space indent, newline at the end). With a default
+// Config these are the code's defaults: `--print-default-config` prints
+// them, and docs/CONFIG.md is checked against them. profiles and security
+// are left out (they have no defaults).
+std::string config_file_text(const Config& config);
 // Same, from text already read (for tests and fuzzing); `origin` names it.
 Status parse_config_text(const std::string& text, const std::string& origin, Config& config);
 

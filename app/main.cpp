@@ -2,10 +2,12 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <string_view>
 
 #include "app/app.h"
 #include "app/cli.h"
 #include "app/client/client.h"
+#include "app/install/install_command.h"
 
 int main(int argc, char** argv) {
   // A peer that goes away must surface as EPIPE on write, not kill us.
@@ -24,6 +26,8 @@ int main(int argc, char** argv) {
   if (argc > 1 && orch::app::client::is_client_command(argv[1])) {
     return orch::app::client::run(argc, argv);
   }
+  // `mcp-orchestrator install cursor …` prints or writes an editor's registration.
+  if (argc > 1 && std::string_view(argv[1]) == "install") return orch::app::install::run(argc, argv);
   auto cl = orch::app::parse_command_line(argc, argv, ORCH_VERSION);
   if (cl.action == orch::app::CommandLine::Action::Exit) {
     std::fputs(cl.output.c_str(), cl.exit_code == 0 ? stdout : stderr);

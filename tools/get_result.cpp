@@ -200,10 +200,12 @@ Tool make_get_result_tool(engine::Engine& engine) {
   tool.description =
       "Read a task's status, exit code and a window of its stdout/stderr. To wait for a task to "
       "finish, pass `waitSec` (at most 50): the call returns as soon as the task ends, or when the "
-      "wait runs out with the output so far — then call again to keep waiting. Output is paged by "
-      "bytes: each window has `nextOffset` (pass it as `offset` to read on) and `totalBytes`; "
-      "`tail: true` returns the last `maxBytes` instead (default 16384, max 1048576). `stream` "
-      "picks stdout, stderr or both (default); offset applies to each stream.";
+      "wait runs out with status running and the output so far — then call again to keep "
+      "waiting (progress notifications are sent meanwhile). Output is paged by bytes: each "
+      "window has `nextOffset` (pass it as `offset` to read on) and `totalBytes`; `tail: true` "
+      "returns the last `maxBytes` instead (default 16384, max 1048576) — read the tail first "
+      "for long logs. `stream` picks stdout, stderr or both (default); offset applies to each "
+      "stream.";
   tool.input_schema = {
       {"type", "object"},
       {"properties",

@@ -235,13 +235,15 @@ Tool make_submit_task_tool(engine::Engine& engine, ProfileResolver profiles) {
   tool.title = "Submit a background task";
   tool.description =
       "Start a shell command, program or agent CLI in the background and return at once with its "
-      "taskId. Use this instead of running a command inline when it may take more than a few "
-      "seconds (builds, test suites, linters, agent runs) or to run several things in parallel. "
-      "Give exactly one of `command` (a shell line, run by /bin/sh -c), `argv` (program and "
-      "arguments, no shell) or `profile` with `params`. The child's stdin is /dev/null unless "
+      "taskId. Use this instead of running a command inline when it may take more than about 10 "
+      "seconds (builds, test suites, linters, agent runs such as `claude -p`) or to run several "
+      "things in parallel. Give exactly one of `command` (a shell line, run by /bin/sh -c), "
+      "`argv` (program and arguments, no shell, no quoting needed) or `profile` with `params` "
+      "(only when the server's config defines profiles). The child's stdin is /dev/null unless "
       "`stdin` is given. Optional: name, tags, cwd, env, priority (0-10, higher first), "
       "timeoutSec, dependsOn (task ids that must complete first), retry, idempotencyKey, "
-      "runAt or delaySec. Then wait for it with getResult (waitSec) or check it with getStatus.";
+      "runAt or delaySec. Then wait with getResult (taskId, waitSec up to 50) and keep talking "
+      "with the user meanwhile.";
   json string_array{{"type", "array"}, {"items", {{"type", "string"}}}};
   tool.input_schema = {
       {"type", "object"},

@@ -55,17 +55,22 @@ std::optional<json> ToolRegistry::call_tool(const std::string& name, const json&
 }
 
 std::string ToolRegistry::server_instructions() {
-  return "This server runs shell commands and agent CLIs in the background, in parallel, and keeps "
-         "their output.\n"
-         "- Use submitTask instead of running a command inline when it may take more than a few "
-         "seconds (builds, test suites, linters, agent runs) or when several things should run "
-         "at once. It returns a taskId immediately.\n"
-         "- To wait, call getResult with taskId and waitSec (at most 50). It returns as soon as "
-         "the task ends, or with the output so far when the wait runs out; call it again to keep "
-         "waiting. getStatus checks tasks without output or waiting.\n"
-         "- Output is paged by bytes: pass a window's nextOffset as offset to read on, or "
-         "tail: true for the last maxBytes. totalBytes says how much there is.\n"
-         "- cancelTask stops a task by killing its whole process group (SIGTERM, then SIGKILL).\n"
+  return "This server runs commands in the background and keeps their output, so long work never "
+         "blocks the conversation.\n"
+         "- Use submitTask instead of running a command inline when it may take more than about 10 "
+         "seconds (builds, test suites, linters, agent CLIs such as `claude -p`) or when several "
+         "things should run at once. It returns a taskId at once; keep talking with the user "
+         "while it runs.\n"
+         "- To wait for a task: getResult with taskId and waitSec (at most 50). It returns the "
+         "moment the task ends, or after waitSec with status \"running\" and the output so far; "
+         "call it again to keep waiting. Do not poll getStatus in a loop.\n"
+         "- Output is paged by bytes. Each stream window has text, nextOffset and totalBytes: "
+         "pass offset: nextOffset to read on, or tail: true with maxBytes to read the end (start "
+         "there for long logs).\n"
+         "- Status completed means exit code 0; failed carries a reason (exit_code, signal, "
+         "timeout, spawn_error, dependency_failed). getStatus checks tasks without output; "
+         "listTasks finds them (newest first, by status, tag or name); cancelTask stops a task "
+         "and every process it started.\n"
          "- Tasks live on the server, not in this conversation: they keep running between calls "
          "and can be found again by id or with listTasks.";
 }

@@ -18,6 +18,7 @@
 
 #include "app/client/mcp_http_client.h"
 #include "app/client/render.h"
+#include "app/client/server_endpoint.h"
 #include "app/config.h"
 
 namespace orch::app::client {
@@ -46,27 +47,15 @@ void add_common(CLI::App& cmd, Common& c) {
   cmd.add_flag("--json", c.json_output, "Print the tool's JSON answer instead of a table");
 }
 
-std::string read_trimmed(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string s = text.str();
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  return s;
-}
-
 // Where the server is and which token it wants.
 Result<std::unique_ptr<McpHttpClient>> open_client(const Common& c) {
   std::filesystem::path state = c.state_dir.empty() ? default_state_dir() : std::filesystem::path(c.state_dir);
   std::string url = c.url;
   if (url.empty() && std::getenv("ORCH_URL")) url = std::getenv("ORCH_URL");
   if (url.empty()) {
-    json endpoint = json::parse(read_trimmed(state / "http.json"), nullptr, false);
-    if (endpoint.is_object() && endpoint.contains("url") && endpoint["url"].is_string()) url = endpoint["url"];
-  }
-  if (url.empty()) {
-    return make_error(ErrorCode::NotFound, "no running server found in " + state.string() +
-                                               ": start one with `mcp-orchestrator --http 127.0.0.1:8765` or pass --url");
+    auto endpoint = find_server(state);
+    if (!endpoint) return endpoint.error();
+    url = endpoint->url;
   }
   std::string token = c.token, origin = "--token";
   if (token.empty() && std::getenv("ORCH_TOKEN")) {

@@ -58,3 +58,31 @@ TEST(Config, MissingDefaultFileMeansDefaultsButAnExplicitOneMustExist) {
 
 }  // namespace
 }  // namespace orch::app
+
+namespace orch::app {
+namespace {
+
+TEST(Config, DefaultConfigTextReadsBackAsTheDefaults) {
+  const std::string text = config_file_text(Config{});
+  Config modified;
+  modified.max_concurrent = 3;
+  modified.retention_hours = 1;
+  modified.stream_cap_bytes = 1u << 20;
+  modified.http_max_threads = 7;
+  auto st = parse_config_text(text, "defaults", modified);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  const Config defaults;
+  EXPECT_EQ(modified.max_concurrent, defaults.max_concurrent);
+  EXPECT_EQ(modified.queue_size, defaults.queue_size);
+  EXPECT_EQ(modified.max_message_bytes, defaults.max_message_bytes);
+  EXPECT_EQ(modified.stream_cap_bytes, defaults.stream_cap_bytes);
+  EXPECT_EQ(modified.retention_count, defaults.retention_count);
+  EXPECT_EQ(modified.retention_hours, defaults.retention_hours);
+  EXPECT_EQ(modified.http_max_threads, defaults.http_max_threads);
+  EXPECT_EQ(modified.http_max_sessions, defaults.http_max_sessions);
+  EXPECT_EQ(modified.max_rss_mb, defaults.max_rss_mb);
+  EXPECT_EQ(text.back(), '\n');
+}
+
+}  // namespace
+}  // namespace orch::app
