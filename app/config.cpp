@@ -118,8 +118,17 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   }
   if (auto it = root.find("health"); it != root.end()) {
     if (!it->is_object()) return r.error("health", "must be an object");
-    if (auto st = r.only_keys(*it, "health", {"maxRssMb"}); !st) return st;
+    if (auto st = r.only_keys(*it, "health", {"maxRssMb", "intervalMs", "dispatcherStallSec", "workerStallSec",
+                                              "restartLimit", "restartWindowSec"});
+        !st) {
+      return st;
+    }
     if (auto st = r.integer(*it, "health", "maxRssMb", 0, 1 << 24, next.max_rss_mb); !st) return st;
+    if (auto st = r.integer(*it, "health", "intervalMs", 50, 3'600'000, next.health_interval_ms); !st) return st;
+    if (auto st = r.integer(*it, "health", "dispatcherStallSec", 5, 86'400, next.dispatcher_stall_sec); !st) return st;
+    if (auto st = r.integer(*it, "health", "workerStallSec", 60, 86'400, next.worker_stall_sec); !st) return st;
+    if (auto st = r.integer(*it, "health", "restartLimit", 0, 1000, next.restart_limit); !st) return st;
+    if (auto st = r.integer(*it, "health", "restartWindowSec", 1, 86'400, next.restart_window_sec); !st) return st;
   }
   if (auto it = root.find("profiles"); it != root.end()) {
     if (!it->is_object()) return r.error("profiles", "must be an object of named profiles");

@@ -244,6 +244,7 @@ std::vector<Change> Scheduler::restore_done(std::int64_t now_ms) {
   std::vector<Change> changes;
   std::vector<TaskId> was_running(running_.begin(), running_.end());
   for (const TaskId& id : was_running) {
+    if (kept_running_.count(id)) continue;
     AttemptOutcome lost;
     lost.lost = true;
     auto more = finish_attempt(id, lost, now_ms);
