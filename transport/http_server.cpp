@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -401,6 +402,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(HttpServerOptions options
   auto impl = std::make_unique<Impl>();
   if (options.adopt_fd >= 0) {
     impl->listener.reset(options.adopt_fd);
+    // Inherited across exec with CLOEXEC cleared; not for the next one's children.
+    ::fcntl(options.adopt_fd, F_SETFD, FD_CLOEXEC);
   } else {
     auto fd = make_listener(options.host, options.port);
     if (!fd) return fd.error();

@@ -184,6 +184,54 @@ TEST_F(RestartInPlace, AdminRestartNeedsTheTokenAndTheClientCommandSendsIt) {
   EXPECT_TRUE(server.wait_stderr_contains("restart in place #1 done (admin request: deploy): exec → serving"));
 }
 
+// A long-poll in flight when the restart begins is answered early with the
+// task's current state (the tool contract allows it), not failed; a burst of
+// requests written meanwhile is answered once each, in full.
+TEST_F(RestartInPlace, RequestsInFlightAndInThePipeAreAnsweredOnce) {
+  ServerProcess& server = start_server();
+  server.initialize();
+  const std::string task = server.submit({{"command", "sleep 3; echo done"}});
+  ASSERT_TRUE(server.wait_task(task, [](const json& t) { return t.value("status", "") == "running"; }));
+  const auto id = server.next_id();
+  server.send({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
+               {"params",
+                {{"name", "getResult"},
+                 {"arguments", {{"taskId", task}, {"waitSec", 30}}},
+                 {"_meta", {{"progressToken", "long-poll"}}}}}});
+  // Its first progress notification says the long-poll is waiting.
+  ASSERT_TRUE(wait_until([&] { return !server.notifications("notifications/progress").empty(); }, scaled(10s)));
+  const auto t0 = std::chrono::steady_clock::now();
+  // The burst goes first and the signal right after: the server is then
+  // usually in the middle of the lines it has read when it stops reading.
+  std::string burst;
+  constexpr int kPings = 3000;
+  const std::int64_t first_ping = server.next_id();
+  for (int i = 0; i < kPings; ++i) {
+    const std::int64_t ping_id = i == 0 ? first_ping : server.next_id();
+    burst += json{{"jsonrpc", "2.0"}, {"id", ping_id}, {"method", "ping"}}.dump() + "\n";
+  }
+  ASSERT_TRUE(server.send_raw(burst));
+  server.kill(SIGHUP);
+  auto polled = server.wait_response(id, scaled(20s));
+  ASSERT_TRUE(polled) << "the long-poll was dropped by the restart";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s) << "answered early, not at waitSec";
+  json sc = (*polled)["result"]["structuredContent"];
+  EXPECT_EQ(sc.value("status", ""), "running") << polled->dump();
+  for (int i = 0; i < kPings; ++i) {
+    auto pong = server.wait_response(first_ping + i, scaled(10s));
+    ASSERT_TRUE(pong) << "ping " << i << " was lost";
+    EXPECT_EQ((*pong)["result"], json::object());
+  }
+  EXPECT_FALSE(server.wait_response(first_ping, 200ms)) << "a ping was answered twice";
+  // Whether this run had bytes read and unhandled at the exec (timing decides).
+  std::printf("unread stdin handed over in a memfd: %s\n",
+              server.stderr_text().find("unread stdin bytes") != std::string::npos ? "yes" : "no");
+  json result = server.wait_result(task, scaled(20s));
+  EXPECT_EQ(result.value("status", ""), "completed");
+  EXPECT_EQ(result["stdout"].value("text", ""), "done\n");
+  EXPECT_EQ(structured(server.call_tool("getStatus"))["orchestrator"]["restarts"].value("count", 0), 1);
+}
+
 TEST_F(RestartInPlace, SigtermDuringARestartStillStopsTheServerInOrder) {
   ServerProcess& server = start_server();
   server.initialize();
