@@ -75,7 +75,8 @@ std::string encode(const HandOver& h) {
                          {"elapsedMs", p.elapsed_ms},
                          {"fds", std::move(fds)},
                          {"stdout", stream_json(p.stdout_progress)},
-                         {"stderr", stream_json(p.stderr_progress)}});
+                         {"stderr", stream_json(p.stderr_progress)},
+                         {"stopRequested", p.stop_requested}});
   }
   json sessions = json::array();
   for (const auto& s : h.http_sessions) sessions.push_back({{"id", s.id}, {"state", session_json(s.state)}});
@@ -127,6 +128,7 @@ Result<HandOver> decode(std::string_view text) {
       for (const json& f : p.at("fds")) rp.fds.push_back({f.at("role").get<std::string>(), f.at("fd").get<int>()});
       rp.stdout_progress = stream_from(p.at("stdout"));
       rp.stderr_progress = stream_from(p.at("stderr"));
+      rp.stop_requested = p.at("stopRequested").get<bool>();
       h.processes.push_back(std::move(rp));
     }
     return h;

@@ -112,6 +112,7 @@ struct Engine::Impl {
   bool handed_over = false;             // guarded by mu: hand_over() ran; the processes are not ours to stop
   RestartInfo restart_info;             // guarded by mu
   HealthView health;                    // guarded by mu
+  std::vector<TaskId> restop;           // Engine::open only: handed over while being cancelled
   std::jthread dispatcher;  // declared last: stopped and joined first
 
   Impl(EngineOptions o, std::unique_ptr<Store> s, UniqueFd lock)
@@ -313,6 +314,7 @@ struct Engine::Impl {
   // and restore_done() leaves them alone; any other is stopped and reaped.
   std::vector<RunningProcess> take_handed_over_locked(std::vector<RunningProcess> processes) {
     std::vector<RunningProcess> keep;
+    restop.clear();
     for (RunningProcess& p : processes) {
       TaskRecord* t = scheduler.mutable_task(p.task_id);
       if (!t || t->status != TaskStatus::Running) {
@@ -322,6 +324,7 @@ struct Engine::Impl {
         continue;
       }
       scheduler.keep_running(p.task_id);
+      if (p.stop_requested) restop.push_back(p.task_id);
       t->pid = p.pid;
       t->stdout_bytes = p.stdout_progress.total_bytes;
       t->stderr_bytes = p.stderr_progress.total_bytes;
@@ -348,6 +351,17 @@ struct Engine::Impl {
       }
     }
     if (!keep.empty()) spdlog::info("restart: watching {} running tasks again", keep.size());
+    // A cancel under way in the previous image goes on here: same reason, and
+    // the SIGKILL after the grace that image can no longer send.
+    std::lock_guard lock(mu);
+    for (const TaskId& id : restop) {
+      bool needs_kill = false;
+      auto changes = scheduler.cancel(id, now_ms(), needs_kill);
+      if (changes) persist_locked(*changes);
+      const TaskRecord* t = scheduler.find(id);
+      if (t && t->pid && t->status == TaskStatus::Running) runner->terminate(*t->pid, opts.kill_grace);
+    }
+    restop.clear();
   }
 
   void on_exit(const TaskId& id, const ExitInfo& info) {
@@ -705,7 +719,8 @@ std::vector<RunningProcess> Engine::hand_over() {
   im.shut_down = true;
   // The next image loads progress from the store; the byte counters travel
   // with the processes.
-  for (const RunningProcess& p : processes) {
+  for (RunningProcess& p : processes) {
+    p.stop_requested = im.scheduler.cancel_requested(p.task_id);
     if (const TaskRecord* t = im.scheduler.find(p.task_id); t && im.store) {
       if (auto st = im.store->update_progress(*t); !st) {
         spdlog::warn("store: could not save progress of {}: {}", p.task_id, st.error().message);

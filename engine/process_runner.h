@@ -89,6 +89,7 @@ struct RunningProcess {
   std::vector<HandedFd> fds;
   StreamProgress stdout_progress;
   StreamProgress stderr_progress;
+  bool stop_requested = false;  // a cancel was under way (set by the engine, not the runner)
 
   int fd(std::string_view role) const;  // -1 when absent
 };

@@ -28,6 +28,7 @@ HandOver sample() {
   p.fds = {{"stdout", 10}, {"stderr", 11}, {"exit", 12}, {"lifeline", 13}};
   p.stdout_progress = {100, 90, true};
   p.stderr_progress = {3, 3, false};
+  p.stop_requested = true;
   h.processes = {p};
   return h;
 }
@@ -63,6 +64,7 @@ TEST(RestartHandOver, EncodesAndDecodesEveryField) {
   EXPECT_EQ(p.stdout_progress.total_bytes, 100u);
   EXPECT_EQ(p.stdout_progress.stored_bytes, 90u);
   EXPECT_TRUE(p.stdout_progress.capped);
+  EXPECT_TRUE(p.stop_requested);
   EXPECT_EQ(fds_to_keep(*back), (std::vector<int>{7, 5, 10, 11, 12, 13}));
 }
 

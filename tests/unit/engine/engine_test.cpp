@@ -283,5 +283,27 @@ TEST_F(EngineTest, AHandedOverTaskKeepsRunningInTheNextEngine) {
   EXPECT_EQ(output(queued), "queued\n");
 }
 
+// A cancel under way when the engine hands over goes on in the next one: the
+// task, which ignores SIGTERM, is killed after the grace and ends cancelled.
+TEST_F(EngineTest, ACancelUnderWayIsFinishedByTheNextEngine) {
+  open(1);
+  auto stubborn = submit("trap '' TERM; echo ready; while :; do sleep 0.05; done");
+  ASSERT_TRUE(test::wait_until([&] { return output(stubborn) == "ready\n"; }));
+  ASSERT_TRUE(engine->cancel(stubborn).ok());
+  std::vector<RunningProcess> handed = engine->hand_over();
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_TRUE(handed[0].stop_requested);
+  engine.reset();
+  EngineOptions o;
+  o.state_dir = dir.path();
+  o.kill_grace = 500ms;
+  o.handed_over = std::move(handed);
+  auto e = Engine::open(std::move(o));
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  engine = std::move(*e);
+  TaskView v = wait_end(stubborn);
+  EXPECT_EQ(v.task.status, TaskStatus::Cancelled);
+}
+
 }  // namespace
 }  // namespace orch::engine
