@@ -209,7 +209,12 @@ Result<HttpService::Released> HttpService::release_for_restart(std::chrono::stea
   if (!im.http->stop_accepting()) spdlog::warn("http: could not stop accepting cleanly before the restart");
   im.mcp->end_get_streams();
   if (!im.mcp->wait_idle(deadline)) spdlog::warn("http: requests still in flight at the restart deadline");
-  im.http->end_streams();  // what is left: dashboard streams
+  // The answers may still be streaming (SSE): let them finish. Dashboard
+  // streams end by themselves once the engine drains. Past the deadline, cut.
+  if (!im.http->wait_streams_ended(deadline)) {
+    spdlog::warn("http: streams still open at the restart deadline; ending them");
+    im.http->end_streams();
+  }
   auto fd = im.http->release_listener(deadline);
   if (!fd) return fd.error();
   Released out;

@@ -233,6 +233,8 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> accept_ended{false};  // httplib's accept loop has returned
   std::atomic<bool> releasing{false};     // stop_accepting() ran: a restart in place
+  std::atomic<bool> released{false};      // release_listener() ran
+  std::condition_variable streams_ended;  // open_streams dropped (with streams_mu)
   std::mutex accept_mu;
   std::condition_variable accept_cv;  // accept_ended was set
   std::mutex streams_mu;
@@ -389,7 +391,11 @@ struct HttpServer::Impl {
         },
         [this, source](bool success) {
           if (!success) source->mark_gone();
-          --open_streams;
+          {
+            std::lock_guard lock(streams_mu);
+            --open_streams;
+          }
+          streams_ended.notify_all();
         });
   }
 };
@@ -509,6 +515,12 @@ bool HttpServer::stop_accepting() {
   return im.server.swap_in_dummy();
 }
 
+bool HttpServer::wait_streams_ended(std::chrono::steady_clock::time_point deadline) {
+  Impl& im = *impl_;
+  std::unique_lock lock(im.streams_mu);
+  return im.streams_ended.wait_until(lock, deadline, [&] { return im.open_streams.load() == 0; });
+}
+
 void HttpServer::end_streams() {
   Impl& im = *impl_;
   std::lock_guard lock(im.streams_mu);
@@ -519,7 +531,11 @@ void HttpServer::end_streams() {
 
 Result<int> HttpServer::release_listener(std::chrono::steady_clock::time_point deadline) {
   Impl& im = *impl_;
-  if (im.stopping.exchange(true)) return make_error(ErrorCode::Conflict, "the HTTP server was already stopped");
+  // `stopping` stays false until the threads are joined: a streamed response
+  // that is ending (a long-poll's last SSE event) must still be written.
+  if (im.stopping.load() || im.released.exchange(true)) {
+    return make_error(ErrorCode::Conflict, "the HTTP server was already stopped");
+  }
   if (im.listen_thread.joinable()) {
     // Accepted connections waiting for a thread must be read before
     // end_keep_alive(), or httplib would close them unread.
@@ -535,6 +551,7 @@ Result<int> HttpServer::release_listener(std::chrono::steady_clock::time_point d
     im.listen_thread.join();  // after the pool served every connection it holds
   }
   im.pool->shutdown();
+  im.stopping.store(true);
   return im.listener.release();
 }
 

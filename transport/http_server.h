@@ -133,8 +133,11 @@ class HttpServer {
   // wait in its kernel queue for the next image. Connections in progress go
   // on. False if the swap could not be made (no socket for the dummy).
   bool stop_accepting();
-  // Ends every streamed response (their sources are marked gone).
+  // Ends every streamed response (their sources are marked gone: what they
+  // still buffer is not written).
   void end_streams();
+  // Until no streamed response is in progress, or `deadline`; true if none is.
+  bool wait_streams_ended(std::chrono::steady_clock::time_point deadline);
   // After stop_accepting(): waits (until `deadline`) for accepted connections
   // to start, makes kept-alive ones close after their current request, joins
   // the listener and pool threads, and returns the listening socket, which

@@ -232,6 +232,32 @@ TEST_F(RestartInPlace, RequestsInFlightAndInThePipeAreAnsweredOnce) {
   EXPECT_EQ(structured(server.call_tool("getStatus"))["orchestrator"]["restarts"].value("count", 0), 1);
 }
 
+TEST_F(RestartInPlace, AnHttpLongPollInFlightIsAnsweredEarly) {
+  ServerProcess& server = start_server(std::vector<std::string>{"--stdio", "--http", "127.0.0.1:0"});
+  server.initialize();
+  HttpPeer peer(server.http_url(), server.http_token());
+  McpHttpSession http(peer);
+  http.initialize();
+  const std::string task = server.submit({{"command", "sleep 4; echo done"}});
+  ASSERT_TRUE(server.wait_task(task, [](const json& t) { return t.value("status", "") == "running"; }));
+  json polled;
+  std::thread long_poll([&] {
+    polled = http.call_tool("getResult", {{"taskId", task}, {"waitSec", 30}}, json("lp"));
+  });
+  // The long-poll holds a worker; so does the getStatus asking.
+  ASSERT_TRUE(wait_until(
+      [&] { return structured(server.call_tool("getStatus"))["orchestrator"]["workers"].value("busy", 0) >= 2; },
+      scaled(10s), 20ms));
+  const auto t0 = std::chrono::steady_clock::now();
+  server.kill(SIGHUP);
+  long_poll.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "answered early, not when the task ended";
+  EXPECT_EQ(structured(polled).value("status", ""), "running") << polled.dump();
+  ASSERT_TRUE(wait_until([&] { return restart_count(peer) == 1; }, scaled(10s)));
+  json result = structured(http.call_tool("getResult", {{"taskId", task}, {"waitSec", 20}}));
+  EXPECT_EQ(result.value("status", ""), "completed") << "the same session goes on after the restart";
+}
+
 TEST_F(RestartInPlace, SigtermDuringARestartStillStopsTheServerInOrder) {
   ServerProcess& server = start_server();
   server.initialize();
