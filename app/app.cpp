@@ -193,10 +193,6 @@ void print_http_banner(const HttpService& http, const std::filesystem::path& sta
   std::fputs(text.c_str(), stderr);
 }
 
-}  // namespace
-
-namespace {
-
 // Runs a restart in place from the main thread once the serving loop has
 // returned: drains each layer in order, then execs (docs/RESTART.md). Returns
 // only when the exec failed; by then nothing is served any more.
@@ -253,7 +249,6 @@ int restart_in_place(const std::string& reason, const Config& config, engine::En
   }
   Error failed = restart::exec_self(h);
   spdlog::critical("restart in place failed: {}; the server stops", failed.message);
-  spdlog::shutdown();
   return 1;
 }
 
@@ -424,7 +419,9 @@ int App::run() {
   if (!reason.empty()) {
     int rc = restart_in_place(reason, im.config, engine, monitor, http.get(), stdio_on ? &stdio : nullptr,
                               session.get(), out_fd);
-    im.engine.reset();  // handed over: stops nothing
+    im.engine.reset();  // after a hand-over it stops nothing
+    if (out_fd >= 0) ::close(out_fd);
+    spdlog::shutdown();
     return rc;
   }
   monitor.stop();
