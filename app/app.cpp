@@ -12,11 +12,15 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "app/http_service.h"
+#include "app/restart.h"
 #include "engine/engine.h"
+#include "engine/health.h"
 #include "engine/worker_pool.h"
 #include "mcp/server.h"
 #include "tools/tool_registry.h"
@@ -70,7 +74,9 @@ std::string find_task_keeper() {
   return found;
 }
 
-engine::EngineOptions engine_options(const Config& c, const std::filesystem::path& state_dir) {
+engine::EngineOptions engine_options(const Config& c, const std::filesystem::path& state_dir,
+                                     std::vector<engine::RunningProcess> handed_over = {},
+                                     engine::Lifeline lifeline = {}) {
   engine::EngineOptions o;
   o.state_dir = state_dir;
   o.store_file = c.store_file;
@@ -82,10 +88,19 @@ engine::EngineOptions engine_options(const Config& c, const std::filesystem::pat
   o.retention_age = std::chrono::hours(c.retention_hours);
   o.keeper_path = find_task_keeper();
   o.orphans = c.adopt_orphans ? engine::OrphanPolicy::Adopt : engine::OrphanPolicy::Kill;
+  o.handed_over = std::move(handed_over);
+  o.inherited_lifeline = lifeline;
   return o;
 }
 
-Result<std::unique_ptr<engine::Engine>> open_engine(Config& config, bool state_dir_explicit) {
+Result<std::unique_ptr<engine::Engine>> open_engine(Config& config, bool state_dir_explicit,
+                                                    std::vector<engine::RunningProcess> handed_over,
+                                                    engine::Lifeline lifeline) {
+  // After a restart in place the state directory is the one the previous
+  // image used (config.state_dir was set from the hand-over).
+  if (!handed_over.empty() || lifeline.write_fd >= 0) {
+    return engine::Engine::open(engine_options(config, config.state_dir, std::move(handed_over), lifeline));
+  }
   auto first = engine::Engine::open(engine_options(config, config.state_dir));
   if (first || first.error().code != ErrorCode::Unavailable || state_dir_explicit ||
       !config.store_file.empty()) {
@@ -117,10 +132,27 @@ Result<int> take_protocol_stdout() {
   return out;
 }
 
+// ORCH_DEBUG_HOLD_MB=N (tests only, see docs/RESTART.md): the server holds N
+// MiB of touched memory, so a test can push RSS over --max-rss-mb. Read once
+// and removed from the environment, so the image a restart makes does not
+// hold it again.
+std::vector<char> debug_hold_memory() {
+  const char* value = std::getenv("ORCH_DEBUG_HOLD_MB");
+  if (!value) return {};
+  long mb = std::strtol(value, nullptr, 10);
+  ::unsetenv("ORCH_DEBUG_HOLD_MB");
+  if (mb <= 0 || mb > 4096) return {};
+  std::vector<char> held(static_cast<std::size_t>(mb) << 20, '\1');
+  spdlog::warn("ORCH_DEBUG_HOLD_MB: holding {} MiB (a test knob)", mb);
+  return held;
+}
+
 }  // namespace
 
 struct App::Impl {
   Config config;
+  std::optional<restart::HandOver> handed;  // set when this image is a restart in place
+  std::vector<char> held_memory;            // ORCH_DEBUG_HOLD_MB
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<tools::ToolRegistry> tools;
   std::unique_ptr<mcp::Server> server;
@@ -131,16 +163,25 @@ App::App(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 App::~App() = default;
 
 Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit) {
+  auto taken = restart::take_from_environment();
+  if (!taken) return make_error(taken.error().code, "restart in place failed: " + taken.error().message);
+  std::optional<restart::HandOver> handed = std::move(*taken);
+  if (handed && !handed->state_dir.empty()) config.state_dir = handed->state_dir;
   setup_logging(config);
   if (find_task_keeper().empty()) {
     spdlog::warn("mcp-orchestrator-keeper not found beside the binary: tasks run without a keeper, so a "
                  "crash of the server loses the running ones (they are retried per their policy)");
   }
-  auto engine = open_engine(config, state_dir_explicit);
+  auto engine = open_engine(config, state_dir_explicit || handed.has_value(),
+                            handed ? std::move(handed->processes) : std::vector<engine::RunningProcess>{},
+                            handed ? handed->lifeline : engine::Lifeline{});
   if (!engine) return engine.error();
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
+  impl->handed = std::move(handed);
+  impl->held_memory = debug_hold_memory();
   impl->engine = std::move(*engine);
+  if (impl->handed) impl->engine->set_restart_info(impl->handed->restarts);
   impl->tools = std::make_unique<tools::ToolRegistry>(*impl->engine);
   mcp::ServerInfo info{"mcp-orchestrator", "MCP Orchestrator", ORCH_VERSION,
                        tools::ToolRegistry::server_instructions()};
@@ -187,6 +228,66 @@ void print_http_banner(const HttpService& http, const std::filesystem::path& sta
   std::fputs(text.c_str(), stderr);
 }
 
+// Runs a restart in place from the main thread once the serving loop has
+// returned: drains each layer in order, then execs (docs/RESTART.md). Returns
+// only when the exec failed; by then nothing is served any more.
+int restart_in_place(const std::string& reason, const Config& config, engine::Engine& engine,
+                     engine::HealthMonitor& monitor, HttpService* http, transport::StdioTransport* stdio,
+                     mcp::Session* session, int out_fd) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + std::chrono::seconds(10);
+  auto before = engine.stats().restarts;
+  restart::HandOver h;
+  h.restarts.count = before.count + 1;
+  h.restarts.last_reason = reason;
+  h.restarts.last_at_ms = to_unix_ms(std::chrono::system_clock::now());
+  h.state_dir = config.state_dir.string();
+  monitor.stop();
+  h.automatic_ms = monitor.recent_restarts();
+  spdlog::warn("restart in place #{} ({}): draining", h.restarts.count, reason);
+  // Long-polls (stdio and HTTP) answer now with the task's current state.
+  engine.begin_drain();
+  if (http) {
+    auto released = http->release_for_restart(deadline);
+    if (!released) {
+      spdlog::critical("restart in place: {}", released.error().message);
+      return 1;
+    }
+    h.listen_fd = released->listen_fd;
+    h.http_sessions = std::move(released->sessions);
+  }
+  if (session) {
+    // Reading stopped before this; every request already read is answered.
+    session->close();
+    h.stdio = true;
+    h.stdio_session = session->snapshot();
+    std::string unread = stdio->take_unread();
+    if (!unread.empty()) {
+      auto fd = restart::make_memfd("orch-stdin", unread);
+      if (!fd) {
+        spdlog::critical("restart in place: the unread stdin bytes cannot be kept: {}", fd.error().message);
+        return 1;
+      }
+      h.stdin_fd = *fd;
+    }
+  }
+  h.processes = engine.hand_over();
+  h.lifeline = engine.release_lifeline();
+  spdlog::info("restart in place #{}: drained in {} ms ({} running tasks, {} HTTP sessions{}); exec", h.restarts.count,
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count(),
+               h.processes.size(), h.http_sessions.size(), h.stdin_fd >= 0 ? ", unread stdin bytes" : "");
+  spdlog::default_logger()->flush();
+  // The protocol's stdout goes back to fd 1 for the new image (which moves
+  // it aside again); our replies were written with write(2), nothing is buffered.
+  if (out_fd >= 0 && ::dup2(out_fd, STDOUT_FILENO) < 0) {
+    spdlog::critical("restart in place: cannot restore stdout: {}", std::strerror(errno));
+    return 1;
+  }
+  Error failed = restart::exec_self(h);
+  spdlog::critical("restart in place failed: {}; the server stops", failed.message);
+  return 1;
+}
+
 }  // namespace
 
 int App::run() {
@@ -203,11 +304,47 @@ int App::run() {
   }
   transport::StdioOptions options;
   options.max_message_bytes = im.config.max_message_bytes;
+  if (im.handed && im.handed->stdin_fd >= 0) {
+    auto unread = restart::read_and_close(im.handed->stdin_fd);
+    if (unread) options.initial_input = std::move(*unread);
+    else spdlog::error("restart: the unread stdin bytes were lost: {}", unread.error().message);
+  }
   transport::StdioTransport stdio(STDIN_FILENO, out_fd, options);
+
+  // A stop (SIGTERM, SIGINT, stdin EOF) or a restart in place (SIGHUP, POST
+  // /admin/restart, the health check): whichever comes first wins.
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stop_requested = false;  // guarded by stop_mu
+  std::string restart_reason;   // guarded by stop_mu; non-empty: restart instead of stopping
+  auto request = [&](std::string reason) {
+    {
+      std::lock_guard lock(stop_mu);
+      if (stop_requested) return false;
+      stop_requested = true;
+      restart_reason = std::move(reason);
+    }
+    stop_cv.notify_all();
+    stdio.stop();
+    return true;
+  };
+  auto request_restart = [&](const std::string& reason) {
+    if (auto ready = restart::preflight(); !ready) {
+      spdlog::error("{}", ready.error().message);
+      return false;
+    }
+    return request(reason);
+  };
 
   std::unique_ptr<HttpService> http;
   if (!im.config.http_listen.empty()) {
-    auto started = HttpService::start(im.config, *im.engine, *im.server);
+    HttpServiceHooks hooks;
+    if (im.handed) {
+      hooks.adopt_fd = im.handed->listen_fd;
+      hooks.sessions = im.handed->http_sessions;
+    }
+    hooks.request_restart = request_restart;
+    auto started = HttpService::start(im.config, *im.engine, *im.server, std::move(hooks));
     if (!started) {
       spdlog::critical("{}", started.error().message);
       im.engine->shutdown(std::chrono::milliseconds(0));
@@ -216,37 +353,71 @@ int App::run() {
       return 1;
     }
     http = std::move(*started);
-    print_http_banner(*http, im.config.state_dir);
+    if (!im.handed) print_http_banner(*http, im.config.state_dir);
   }
 
-  // SIGTERM, SIGINT and SIGHUP (the terminal of `scripts/run` closed) are
+  // SIGTERM and SIGINT stop in order; SIGHUP restarts in place. They are
   // blocked in every thread (main() did so before any thread started); this
-  // thread takes them synchronously and ends the serving loop, so each gets
-  // the orderly shutdown: running tasks stopped, nothing orphaned.
+  // thread takes them synchronously. `scripts/run` keeps its server out of
+  // the terminal's session and turns the terminal's SIGHUP into SIGTERM.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);  // our own wake-up at exit
-  std::mutex stop_mu;
-  std::condition_variable stop_cv;
-  bool stop_requested = false;  // guarded by stop_mu
   std::atomic<bool> done{false};
+  // A signal that arrives once a restart is under way is raised again and left
+  // pending (it stays blocked): it survives the exec, and the new image acts on it.
   std::jthread signals([&] {
-    while (!done.load()) {
+    while (true) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
+      if (done.load()) {
+        if (sig != SIGUSR1) ::kill(::getpid(), sig);
+        return;
+      }
       if (sig == SIGUSR1) continue;
-      spdlog::info("received SIG{}; shutting down", sigabbrev_np(sig));
+      if (sig == SIGHUP) spdlog::info("received SIGHUP; restarting in place");
+      else spdlog::info("received SIG{}; shutting down", sigabbrev_np(sig));
+      if (sig == SIGHUP ? request_restart("SIGHUP") : request("")) continue;
+      bool restarting;
       {
         std::lock_guard lock(stop_mu);
-        stop_requested = true;
+        restarting = !restart_reason.empty();
       }
-      stop_cv.notify_all();
-      stdio.stop();
+      if (restarting && sig != SIGHUP) {
+        ::kill(::getpid(), sig);  // for the next image
+        return;
+      }
     }
   });
+
+  engine::HealthOptions hopts;
+  hopts.max_rss_kb = im.config.max_rss_mb * 1024;
+  hopts.interval = std::chrono::milliseconds(im.config.health_interval_ms);
+  hopts.dispatcher_stall = std::chrono::seconds(im.config.dispatcher_stall_sec);
+  hopts.worker_stall = std::chrono::seconds(im.config.worker_stall_sec);
+  hopts.restart_limit = im.config.restart_limit;
+  hopts.restart_window = std::chrono::seconds(im.config.restart_window_sec);
+  engine::Engine& engine = *im.engine;
+  engine::HealthMonitor monitor(
+      hopts,
+      [&engine] {
+        engine::HealthSample sample;
+        sample.rss_kb = engine.stats().rss_kb;
+        auto beat = engine.heartbeat();
+        sample.dispatcher_idle_ms = beat.dispatcher_idle_ms;
+        sample.oldest_job_ms = beat.oldest_job_ms;
+        sample.store = engine.probe_store();
+        return sample;
+      },
+      engine::RestartBudget(hopts.restart_limit, hopts.restart_window,
+                            im.handed ? im.handed->automatic_ms : std::vector<std::int64_t>{}),
+      SystemClock::instance(), [&](const std::string& reason) { request_restart("health: " + reason); },
+      [&engine](const engine::HealthView& view) { engine.record_health(view); });
+  engine.record_health(monitor.view());
+  monitor.start();
 
   auto stats = im.engine->stats();
   spdlog::info("mcp-orchestrator {} serving MCP on {} (state {}, max {} concurrent tasks)", ORCH_VERSION,
@@ -255,14 +426,41 @@ int App::run() {
   std::unique_ptr<mcp::Session> session;
   if (stdio_on) {
     session = im.server->open_session(stdio.sink());
+    if (im.handed && im.handed->stdio) session->restore(im.handed->stdio_session);
+  }
+  if (im.handed) {
+    const double ms = static_cast<double>(restart::monotonic_ns() - im.handed->exec_at_ns) / 1e6;
+    spdlog::info("restart in place #{} done ({}): exec → serving {:.1f} ms", im.handed->restarts.count,
+                 im.handed->restarts.last_reason, ms);
+  }
+  if (stdio_on) {
     auto ended = stdio.run([&](std::string_view line) { session->handle(line); },
                            [&](std::size_t bytes) { session->handle_oversized(bytes, stdio.max_message_bytes()); });
     if (!ended) spdlog::error("stdin: {}", ended.error().message);
-    else spdlog::info("{}; shutting down", *ended == transport::RunEnd::Eof ? "stdin closed" : "stop requested");
+    else if (*ended == transport::RunEnd::Eof) spdlog::info("stdin closed; shutting down");
+    if (ended && *ended == transport::RunEnd::Eof) request("");
   } else {
     std::unique_lock lock(stop_mu);
     stop_cv.wait(lock, [&] { return stop_requested; });
   }
+  std::string reason;
+  {
+    std::lock_guard lock(stop_mu);
+    stop_requested = true;  // a restart asked for after EOF comes too late
+    reason = restart_reason;
+  }
+  done = true;
+  pthread_kill(signals.native_handle(), SIGUSR1);
+  signals.join();
+  if (!reason.empty()) {
+    int rc = restart_in_place(reason, im.config, engine, monitor, http.get(), stdio_on ? &stdio : nullptr,
+                              session.get(), out_fd);
+    im.engine.reset();  // after a hand-over it stops nothing
+    if (out_fd >= 0) ::close(out_fd);
+    spdlog::shutdown();
+    return rc;
+  }
+  monitor.stop();
 
   // Sessions first (their requests are answered or cancelled while the
   // engine still runs), then the engine, then the HTTP threads.
@@ -271,9 +469,6 @@ int App::run() {
   im.engine->shutdown(std::chrono::milliseconds(im.config.shutdown_grace_ms));
   if (http) http->stop();
   session.reset();
-  done = true;
-  pthread_kill(signals.native_handle(), SIGUSR1);
-  signals.join();
   if (out_fd >= 0) ::close(out_fd);
   spdlog::info("stopped");
   spdlog::shutdown();

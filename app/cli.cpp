@@ -77,7 +77,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   cli.add_option("--store", store, "Task store: a SQLite file (path or sqlite://path; default <state-dir>/tasks.db)");
   cli.add_option("--max-concurrent", max_concurrent, "Task processes running at once")
       ->check(CLI::Range(1, 4096));
-  cli.add_option("--max-rss-mb", max_rss_mb, "Memory limit for the server's own health check (0: none; recorded, not yet enforced)")
+  cli.add_option("--max-rss-mb", max_rss_mb, "The server's own memory limit: above it the health check restarts the server in place (0: none)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 24));
   cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -119,8 +119,17 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   }
   if (auto it = root.find("health"); it != root.end()) {
     if (!it->is_object()) return r.error("health", "must be an object");
-    if (auto st = r.only_keys(*it, "health", {"maxRssMb"}); !st) return st;
+    if (auto st = r.only_keys(*it, "health", {"maxRssMb", "intervalMs", "dispatcherStallSec", "workerStallSec",
+                                              "restartLimit", "restartWindowSec"});
+        !st) {
+      return st;
+    }
     if (auto st = r.integer(*it, "health", "maxRssMb", 0, 1 << 24, next.max_rss_mb); !st) return st;
+    if (auto st = r.integer(*it, "health", "intervalMs", 50, 3'600'000, next.health_interval_ms); !st) return st;
+    if (auto st = r.integer(*it, "health", "dispatcherStallSec", 5, 86'400, next.dispatcher_stall_sec); !st) return st;
+    if (auto st = r.integer(*it, "health", "workerStallSec", 60, 86'400, next.worker_stall_sec); !st) return st;
+    if (auto st = r.integer(*it, "health", "restartLimit", 0, 1000, next.restart_limit); !st) return st;
+    if (auto st = r.integer(*it, "health", "restartWindowSec", 1, 86'400, next.restart_window_sec); !st) return st;
   }
   if (auto it = root.find("recovery"); it != root.end()) {
     if (!it->is_object()) return r.error("recovery", "must be an object");
@@ -154,7 +163,12 @@ std::string config_file_text(const Config& config) {
                    {"httpSessions", config.http_max_sessions}};
   out["output"] = {{"streamCapMb", config.stream_cap_bytes >> 20}};
   out["retention"] = {{"count", config.retention_count}, {"maxAgeHours", config.retention_hours}};
-  out["health"] = {{"maxRssMb", config.max_rss_mb}};
+  out["health"] = {{"maxRssMb", config.max_rss_mb},
+                   {"intervalMs", config.health_interval_ms},
+                   {"dispatcherStallSec", config.dispatcher_stall_sec},
+                   {"workerStallSec", config.worker_stall_sec},
+                   {"restartLimit", config.restart_limit},
+                   {"restartWindowSec", config.restart_window_sec}};
   out["recovery"] = {{"orphans", config.adopt_orphans ? "adopt" : "kill"}};
   return out.dump(2) + "\n";
 }

@@ -27,6 +27,11 @@ struct Config {
   std::int64_t shutdown_grace_ms = 0;     // how long running tasks may finish at exit
   // health
   std::int64_t max_rss_mb = 0;            // 0: no limit
+  std::int64_t health_interval_ms = 5000;  // how often the health check runs
+  std::int64_t dispatcher_stall_sec = 60;  // the dispatcher loop silent this long: stuck
+  std::int64_t worker_stall_sec = 300;     // one worker job running this long: stuck
+  int restart_limit = 5;                   // automatic restarts per window (0: never)
+  std::int64_t restart_window_sec = 600;
   // recovery: what task keepers do with running tasks when the server dies
   bool adopt_orphans = true;              // false: "kill" (stop them; the next start marks them lost)
   // transports

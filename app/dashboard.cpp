@@ -114,7 +114,6 @@ json tasks_json(const std::vector<engine::TaskView>& views, std::int64_t now) {
 json overview_json(const engine::Engine& engine, const std::function<engine::ProcessFacts()>& facts) {
   json j = tools::orchestrator_to_json(engine.stats(), ORCH_VERSION);
   engine::ProcessFacts f = facts ? facts() : engine::ProcessFacts{};
-  j["restarts"]["count"] = f.restarts;
   j["http"] = {{"threads", f.http_threads},
                {"busy", f.http_busy},
                {"streams", f.http_streams},
@@ -145,7 +144,9 @@ class EventsSource final : public transport::EventSource {
       : engine_(engine), facts_(std::move(facts)) {}
 
   Pull pull(std::string& chunk, std::chrono::milliseconds wait) override {
-    if (stop_.stop_requested()) return Pull::End;
+    // A restart in place is draining: end the stream (the page reconnects to
+    // the next image) rather than spin on waits that return at once.
+    if (stop_.stop_requested() || engine_.draining()) return Pull::End;
     const auto now = SteadyClock::now();
     if (!sent_snapshot_) {
       auto changes = engine_.changes_since(0, now, stop_.get_token());

@@ -18,6 +18,7 @@
 #include "app/dashboard.h"
 #include "common/random.h"
 #include "mcp/streamable_http.h"
+#include "tools/task_json.h"
 #include "transport/http_server.h"
 
 namespace orch::app {
@@ -103,7 +104,7 @@ HttpService::HttpService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpService::~HttpService() { stop(); }
 
 Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, engine::Engine& engine,
-                                                        mcp::Server& server) {
+                                                        mcp::Server& server, HttpServiceHooks hooks) {
   auto address = parse_listen_address(config.http_listen);
   if (!address) return address.error();
   auto impl = std::make_unique<Impl>();
@@ -119,6 +120,9 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
   options.token = impl->token;
   options.max_body_bytes = config.max_message_bytes;
   options.max_threads = config.http_max_threads;
+  options.adopt_fd = hooks.adopt_fd;
+  // Short, so a restart in place does not wait long for idle connections.
+  options.keep_alive_timeout = std::chrono::seconds(2);
   auto http = transport::HttpServer::listen(std::move(options));
   if (!http) return make_error(http.error().code, "--http " + config.http_listen + ": " + http.error().message);
   impl->http = std::move(*http);
@@ -126,6 +130,7 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
   mcp::StreamableHttpOptions mcp_options;
   mcp_options.max_sessions = config.http_max_sessions;
   impl->mcp = std::make_unique<mcp::StreamableHttp>(server, mcp_options);
+  impl->mcp->restore_sessions(hooks.sessions);
 
   Impl& im = *impl;
   for (const char* method : {"POST", "GET", "DELETE"}) {
@@ -136,12 +141,15 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
   im.http->route("GET", "/healthz", transport::Access::Public, [&im, &engine](const transport::HttpRequest&) {
     auto stats = engine.stats();
     auto store = engine.probe_store();
-    json body{{"status", store ? "ok" : "degraded"},
+    const bool ok = store && stats.health.report.healthy;
+    json body{{"status", ok ? "ok" : "degraded"},
               {"version", ORCH_VERSION},
+              {"pid", ::getpid()},
               {"uptimeMs", stats.uptime_ms},
-              {"restarts", im.facts().restarts},
+              {"restarts", tools::restarts_to_json(stats)},
+              {"health", tools::health_to_json(stats.health)},
               {"store", store ? json{{"ok", true}} : json{{"ok", false}, {"error", store.error().message}}}};
-    return transport::HttpResponse::json(store ? 200 : 503, body.dump());
+    return transport::HttpResponse::json(ok ? 200 : 503, body.dump());
   });
   im.http->route("GET", "/metrics", transport::Access::Token, [&im, &engine](const transport::HttpRequest&) {
     transport::HttpResponse response;
@@ -149,6 +157,23 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
     response.body = engine::prometheus_text(engine.stats(), im.facts());
     return response;
   });
+  if (hooks.request_restart) {
+    im.http->route("POST", "/admin/restart", transport::Access::Token,
+                   [request = hooks.request_restart](const transport::HttpRequest& req) {
+                     std::string reason = "admin request";
+                     json body = json::parse(req.body, nullptr, false);
+                     if (body.is_object() && body.contains("reason") && body["reason"].is_string() &&
+                         !body["reason"].get<std::string>().empty()) {
+                       reason += ": " + body["reason"].get<std::string>().substr(0, 200);
+                     }
+                     if (!request(reason)) {
+                       return transport::HttpResponse::error(
+                           409, "Conflict: a restart or shutdown is already under way; retry in a moment");
+                     }
+                     return transport::HttpResponse::json(
+                         202, json{{"restarting", true}, {"pid", ::getpid()}, {"reason", reason}}.dump());
+                   });
+  }
   add_dashboard_routes(*im.http, engine, [&im] { return im.facts(); });
 
   im.endpoint_file = config.state_dir / kEndpointFile;
@@ -176,6 +201,26 @@ void HttpService::stop() {
     std::error_code ec;
     std::filesystem::remove(impl_->endpoint_file, ec);
   }
+}
+
+Result<HttpService::Released> HttpService::release_for_restart(std::chrono::steady_clock::time_point deadline) {
+  Impl& im = *impl_;
+  if (im.stopped.exchange(true)) return make_error(ErrorCode::Conflict, "the HTTP service was already stopped");
+  if (!im.http->stop_accepting()) spdlog::warn("http: could not stop accepting cleanly before the restart");
+  im.mcp->end_get_streams();
+  if (!im.mcp->wait_idle(deadline)) spdlog::warn("http: requests still in flight at the restart deadline");
+  // The answers may still be streaming (SSE): let them finish. Dashboard
+  // streams end by themselves once the engine drains. Past the deadline, cut.
+  if (!im.http->wait_streams_ended(deadline)) {
+    spdlog::warn("http: streams still open at the restart deadline; ending them");
+    im.http->end_streams();
+  }
+  auto fd = im.http->release_listener(deadline);
+  if (!fd) return fd.error();
+  Released out;
+  out.listen_fd = *fd;
+  out.sessions = im.mcp->snapshot_sessions();
+  return out;
 }
 
 std::string HttpService::base_url() const { return impl_->http->base_url(); }

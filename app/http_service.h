@@ -13,7 +13,10 @@
 // thread-safe.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -22,15 +25,26 @@
 #include "engine/engine.h"
 #include "engine/metrics.h"
 #include "mcp/server.h"
+#include "mcp/streamable_http.h"
 
 namespace orch::app {
 
+// How the app takes part: restart in place.
+struct HttpServiceHooks {
+  int adopt_fd = -1;                                // >= 0: serve this inherited listening socket
+  std::vector<mcp::HttpSessionState> sessions;      // sessions to re-open (same ids)
+  // POST /admin/restart (token required): asks for a restart in place; false
+  // when one is already under way or the server is stopping.
+  std::function<bool(const std::string& reason)> request_restart;
+};
+
 class HttpService {
  public:
-  // Binds `config.http_listen` and starts serving. Errors are start-up
-  // messages (address in use, bad address, unwritable token file).
+  // Binds `config.http_listen` (or adopts hooks.adopt_fd) and starts serving.
+  // Errors are start-up messages (address in use, bad address, unwritable
+  // token file).
   static Result<std::unique_ptr<HttpService>> start(const Config& config, engine::Engine& engine,
-                                                    mcp::Server& server);
+                                                    mcp::Server& server, HttpServiceHooks hooks = {});
   ~HttpService();  // stop()
   HttpService(const HttpService&) = delete;
   HttpService& operator=(const HttpService&) = delete;
@@ -40,6 +54,17 @@ class HttpService {
   void close_sessions();
   // Stops serving, joins the HTTP threads and removes http.json. Idempotent.
   void stop();
+
+  // Restart in place (see app/restart.h): stops accepting (connections wait
+  // in the socket's queue), lets the requests in flight be answered (the
+  // engine is draining, so long-polls answer at once), ends the streams, and
+  // returns the listening socket and the open sessions. http.json stays: the
+  // next image has the same pid and address.
+  struct Released {
+    int listen_fd = -1;
+    std::vector<mcp::HttpSessionState> sessions;
+  };
+  Result<Released> release_for_restart(std::chrono::steady_clock::time_point deadline);
 
   std::string base_url() const;
   const std::string& token() const;  // empty with --no-auth

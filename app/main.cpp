@@ -12,6 +12,10 @@
 int main(int argc, char** argv) {
   // A peer that goes away must surface as EPIPE on write, not kill us.
   ::signal(SIGPIPE, SIG_IGN);
+  // An inherited SIG_IGN for SIGCHLD (a parent's choice, or an image before a
+  // restart in place) would make the kernel reap our tasks and lose their exit
+  // codes.
+  ::signal(SIGCHLD, SIG_DFL);
   // Block the stop signals before any thread exists, so every thread inherits
   // the mask and only the app's signal thread receives them (with sigwait).
   sigset_t set;

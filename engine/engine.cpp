@@ -1,7 +1,9 @@
 #include "engine/engine.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +33,15 @@ namespace {
 constexpr std::int64_t kProgressSaveIntervalMs = 1000;
 constexpr std::chrono::milliseconds kEvictionInterval{30000};
 constexpr std::chrono::milliseconds kShutdownKillGrace{2000};
+// The dispatcher runs its loop at least this often, so the health watchdog can
+// tell a stuck dispatcher from an idle one.
+constexpr std::chrono::milliseconds kDispatcherTick{1000};
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
   std::map<std::string, std::string> env;
@@ -102,6 +113,13 @@ struct Engine::Impl {
   std::int64_t started_at_ms = 0;
   std::atomic<std::int64_t> tasks_submitted{0};
   std::atomic<std::int64_t> spawn_errors{0};
+  std::atomic<std::int64_t> dispatcher_tick_ms{steady_ms()};  // steady ms of the loop's last run
+  std::atomic<bool> draining{false};    // begin_drain(): waits return at once
+  int launching = 0;                    // guarded by mu: launches posted and not yet done
+  bool handed_over = false;             // guarded by mu: hand_over() ran; the processes are not ours to stop
+  RestartInfo restart_info;             // guarded by mu
+  HealthView health;                    // guarded by mu
+  std::vector<TaskId> restop;           // Engine::open only: handed over while being cancelled
   std::jthread dispatcher;  // declared last: stopped and joined first
 
   Impl(EngineOptions o, std::unique_ptr<Store> s, UniqueFd lock)
@@ -126,6 +144,7 @@ struct Engine::Impl {
       if (!t) continue;
       change_log.changed(c.id);
       if (!is_terminal(c.from) && is_terminal(t->status)) observe_duration_locked(*t);
+      if (!store) continue;  // handed over: the next image reads the store
       if (auto st = store->update(*t, c.from); !st) {
         spdlog::error("store: could not record task {} ({} → {}): {}", c.id, to_string(c.from),
                       to_string(t->status), st.error().message);
@@ -169,6 +188,7 @@ struct Engine::Impl {
     auto last_eviction = std::chrono::steady_clock::now() - kEvictionInterval;
     std::unique_lock lock(mu);
     while (!stop.stop_requested()) {
+      dispatcher_tick_ms.store(steady_ms());
       std::int64_t now = now_ms();
       for (const TaskId& id : scheduler.take_timed_out(now)) {
         const TaskRecord* t = scheduler.find(id);
@@ -195,7 +215,7 @@ struct Engine::Impl {
         }
       }
       auto next = scheduler.next_wakeup_ms();
-      auto wait_for = kEvictionInterval;
+      auto wait_for = std::min<std::chrono::milliseconds>(kEvictionInterval, kDispatcherTick);
       if (next) {
         wait_for = std::min<std::chrono::milliseconds>(
             wait_for, std::chrono::milliseconds(std::max<std::int64_t>(*next - now_ms(), 0) + 1));
@@ -226,8 +246,10 @@ struct Engine::Impl {
     const TaskRecord* t = scheduler.find(id);
     if (!t) return;
     TaskRecord task = *t;
+    ++launching;
     bool posted = workers->post([this, task = std::move(task)](std::stop_token) { launch(task); });
     if (!posted) {
+      --launching;
       AttemptOutcome failed;
       failed.spawn_failed = true;
       failed.error = "the server's worker pool is full or stopping";
@@ -254,6 +276,8 @@ struct Engine::Impl {
     }
     if (!task.spec.stdin_data || spec.stdin_path) started = runner->start(spec, callbacks_for(task.id));
     std::lock_guard lock(mu);
+    --launching;
+    changed.notify_all();  // hand_over() waits for launches to end
     if (!started) {
       ++spawn_errors;
       AttemptOutcome failed;
@@ -335,13 +359,69 @@ struct Engine::Impl {
     change_log.changed(id);
     std::int64_t now = now_ms();
     auto& saved = progress_saved_at[id];
-    if (now - saved >= kProgressSaveIntervalMs) {
+    if (store && now - saved >= kProgressSaveIntervalMs) {
       saved = now;
       if (auto st = store->update_progress(*t); !st) {
         spdlog::warn("store: could not save progress of {}: {}", id, st.error().message);
       }
     }
     changed.notify_all();
+  }
+
+  // --- restart in place: the processes of the previous image ------------------
+  // They are still our children (execve kept the pid). Those whose task the
+  // store still has running stay running with the counters the old image had,
+  // and restore_done() leaves them alone; any other is stopped and reaped.
+  std::vector<RunningProcess> take_handed_over_locked(std::vector<RunningProcess> processes) {
+    std::vector<RunningProcess> keep;
+    restop.clear();
+    for (RunningProcess& p : processes) {
+      TaskRecord* t = scheduler.mutable_task(p.task_id);
+      if (!t || t->status != TaskStatus::Running) {
+        spdlog::warn("restart: process {} of task {} is not a running task any more; stopping it", p.pid,
+                     p.task_id);
+        discard_handed_over(p);
+        continue;
+      }
+      scheduler.keep_running(p.task_id);
+      if (p.stop_requested) restop.push_back(p.task_id);
+      t->pid = p.pid;
+      t->stdout_bytes = p.stdout_progress.total_bytes;
+      t->stderr_bytes = p.stderr_progress.total_bytes;
+      keep.push_back(std::move(p));
+    }
+    return keep;
+  }
+
+  static void discard_handed_over(const RunningProcess& p) {
+    for (const HandedFd& h : p.fds) ::close(h.fd);
+    ::kill(-p.pid, SIGKILL);
+    while (::waitpid(p.pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+
+  void adopt_handed_over(const std::vector<RunningProcess>& keep) {
+    for (const RunningProcess& p : keep) {
+      if (auto st = runner->adopt(p, callbacks_for(p.task_id)); !st) {
+        spdlog::error("restart: task {}: {}; it is recorded as lost", p.task_id, st.error().message);
+        AttemptOutcome lost;
+        lost.lost = true;
+        std::lock_guard lock(mu);
+        persist_locked(scheduler.finish_attempt(p.task_id, lost, now_ms()));
+      }
+    }
+    if (!keep.empty()) spdlog::info("restart: watching {} running tasks again", keep.size());
+    // A cancel under way in the previous image goes on here: same reason, and
+    // the SIGKILL after the grace that image can no longer send.
+    std::lock_guard lock(mu);
+    for (const TaskId& id : restop) {
+      bool needs_kill = false;
+      auto changes = scheduler.cancel(id, now_ms(), needs_kill);
+      if (changes) persist_locked(*changes);
+      const TaskRecord* t = scheduler.find(id);
+      if (t && t->pid && t->status == TaskStatus::Running) runner->terminate(*t->pid, opts.kill_grace);
+    }
+    restop.clear();
   }
 
   void on_exit(const TaskId& id, const ExitInfo& info) {
@@ -390,10 +470,14 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   ProcessRunner::Options ropts;
   ropts.keeper_path = im.opts.keeper_path;
   ropts.orphans = im.opts.orphans;
+  ropts.inherited_lifeline = im.opts.inherited_lifeline;
   im.runner = std::make_unique<ProcessRunner>(im.spool, ropts);
   for (TaskRecord& t : *stored) im.scheduler.restore(std::move(t));
+  std::vector<RunningProcess> adopted;
   {
     std::lock_guard guard(im.mu);
+    adopted = im.take_handed_over_locked(std::move(im.opts.handed_over));
+    im.opts.handed_over.clear();
     RecoveryCounts counts;
     im.persist_locked(im.scheduler.restore_done(
         im.now_ms(), [&](const TaskRecord& t) { return im.settle_running(t, counts); }));
@@ -412,6 +496,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   wopts.max_threads = im.opts.worker_threads_max;
   wopts.idle_timeout = im.opts.worker_idle_timeout;
   im.workers = std::make_unique<WorkerPool>(wopts);
+  im.adopt_handed_over(adopted);
   im.dispatcher = std::jthread([&im](std::stop_token st) { im.dispatch_loop(st); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -566,10 +651,10 @@ Result<TaskView> Engine::wait(const TaskId& id, SteadyTime deadline, std::stop_t
   while (true) {
     t = im.scheduler.find(id);
     if (!t) return make_error(ErrorCode::NotFound, "task '" + id + "' was evicted while waiting");
-    if (is_terminal(t->status)) return im.view_locked(*t);
+    if (is_terminal(t->status) || im.draining.load()) return im.view_locked(*t);
     bool moved = im.changed.wait_until(lock, stop, deadline, [&] {
       const TaskRecord* now = im.scheduler.find(id);
-      return !now || fingerprint(*now) != seen;
+      return !now || fingerprint(*now) != seen || im.draining.load();
     });
     t = im.scheduler.find(id);
     if (!t) return make_error(ErrorCode::NotFound, "task '" + id + "' was evicted while waiting");
@@ -614,6 +699,11 @@ EngineStats Engine::stats() const {
     s.durations = im.durations;
   }
   s.state_dir = im.opts.state_dir.string();
+  {
+    std::lock_guard lock(im.mu);
+    s.restarts = im.restart_info;
+    s.health = im.health;
+  }
   return s;
 }
 
@@ -631,7 +721,8 @@ TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std
     return out;
   };
   if (cursor == 0) return snapshot();
-  im.changed.wait_until(lock, stop, deadline, [&] { return im.change_log.seq() > cursor; });
+  im.changed.wait_until(lock, stop, deadline,
+                        [&] { return im.change_log.seq() > cursor || im.draining.load(); });
   auto since = im.change_log.since(cursor);
   if (!since) return snapshot();
   TaskChanges out;
@@ -644,7 +735,78 @@ TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std
   return out;
 }
 
-Status Engine::probe_store() const { return impl_->store->probe(); }
+Status Engine::probe_store() const {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    if (!im.store) return make_error(ErrorCode::Unavailable, "the store is closed for a restart in place");
+  }
+  return im.store->probe();
+}
+
+EngineHeartbeat Engine::heartbeat() const {
+  Impl& im = *impl_;
+  EngineHeartbeat h;
+  const std::int64_t now = steady_ms();
+  h.dispatcher_idle_ms = std::max<std::int64_t>(0, now - im.dispatcher_tick_ms.load());
+  if (auto oldest = im.workers->stats().oldest_job_started) {
+    h.oldest_job_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - *oldest)
+                          .count();
+  }
+  return h;
+}
+
+void Engine::set_restart_info(RestartInfo info) {
+  std::lock_guard lock(impl_->mu);
+  impl_->restart_info = std::move(info);
+}
+
+void Engine::record_health(const HealthView& view) {
+  std::lock_guard lock(impl_->mu);
+  impl_->health = view;
+}
+
+void Engine::begin_drain() {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  im.draining.store(true);
+  im.changed.notify_all();
+}
+
+bool Engine::draining() const { return impl_->draining.load(); }
+
+std::vector<RunningProcess> Engine::hand_over() {
+  Impl& im = *impl_;
+  {
+    std::unique_lock lock(im.mu);
+    im.accepting = false;
+    im.draining.store(true);
+    im.changed.notify_all();
+    // A launch under way would start a process after the runner let go.
+    im.changed.wait(lock, [&] { return im.launching == 0; });
+  }
+  im.dispatcher.request_stop();
+  if (im.dispatcher.joinable()) im.dispatcher.join();
+  // Not under mu: a process ending now reports through on_exit, which takes it.
+  std::vector<RunningProcess> processes = im.runner->hand_over();
+  std::lock_guard lock(im.mu);
+  im.handed_over = true;
+  im.shut_down = true;
+  // The next image loads progress from the store; the byte counters travel
+  // with the processes.
+  for (RunningProcess& p : processes) {
+    p.stop_requested = im.scheduler.cancel_requested(p.task_id);
+    if (const TaskRecord* t = im.scheduler.find(p.task_id); t && im.store) {
+      if (auto st = im.store->update_progress(*t); !st) {
+        spdlog::warn("store: could not save progress of {}: {}", p.task_id, st.error().message);
+      }
+    }
+  }
+  im.store.reset();
+  return processes;
+}
+
+Lifeline Engine::release_lifeline() { return impl_->runner ? impl_->runner->release_lifeline() : Lifeline{}; }
 
 void Engine::shutdown(std::chrono::milliseconds grace) {
   Impl& im = *impl_;

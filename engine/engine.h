@@ -21,6 +21,8 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "engine/health.h"
+#include "engine/process_runner.h"
 #include "engine/spool.h"
 #include "engine/task.h"
 #include "engine/task_keeper.h"
@@ -47,6 +49,17 @@ struct EngineOptions {
   // for the next server to adopt, or stop it.
   OrphanPolicy orphans = OrphanPolicy::Adopt;
   Clock* clock = nullptr;                       // default: the system clock
+  // Restart in place: processes the previous image of this server ran, to be
+  // watched again instead of being treated as lost (see Engine::hand_over).
+  std::vector<RunningProcess> handed_over;
+  Lifeline inherited_lifeline;  // the keepers' lifeline of the previous image
+};
+
+// Restarts in place of this server, kept across them (the app hands them over).
+struct RestartInfo {
+  std::int64_t count = 0;
+  std::string last_reason;     // "SIGHUP", "admin request", "health: rss: …"; empty before the first
+  std::int64_t last_at_ms = 0; // Unix ms; 0 before the first
 };
 
 // A task as callers see it: the record plus what only the live engine knows.
@@ -106,6 +119,14 @@ struct EngineStats {
   std::int64_t spawn_errors = 0;
   DurationHistogram durations;       // tasks that ran and ended, since this process started
   std::string state_dir;
+  RestartInfo restarts;              // as set_restart_info() left it
+  HealthView health;                 // as record_health() left it
+};
+
+// What the health watchdog reads (see engine/health.h).
+struct EngineHeartbeat {
+  std::int64_t dispatcher_idle_ms = 0;  // since the dispatcher's loop last ran (it runs at least once a second)
+  std::int64_t oldest_job_ms = 0;       // the longest-running worker job; 0: none
 };
 
 // What changed since a cursor (see Engine::changes_since).
@@ -122,10 +143,11 @@ class ProcessRunner;
 
 class Engine {
  public:
-  // Opens the store under options.state_dir, loads every task, and settles
-  // the tasks that were running when the previous process died: one whose
-  // keeper recorded its end ends that way; one whose keeper still runs is
-  // adopted (followed to its end); any other is lost (retrying per its
+  // Opens the store under options.state_dir, loads every task, watches again
+  // the running tasks of options.handed_over (restart in place), and settles
+  // the other tasks that were running when the previous process died: one
+  // whose keeper recorded its end ends that way; one whose keeper still runs
+  // is adopted (followed to its end); any other is lost (retrying per its
   // policy). Then starts the threads.
   static Result<std::unique_ptr<Engine>> open(EngineOptions options);
   ~Engine();  // shutdown(0) if not done yet
@@ -166,6 +188,29 @@ class Engine {
 
   // A cheap read of the store, for /healthz: ok, or why not.
   Status probe_store() const;
+
+  // --- health and restart in place -------------------------------------------
+  EngineHeartbeat heartbeat() const;
+  // What stats() reports about the process around the engine.
+  void set_restart_info(RestartInfo info);
+  void record_health(const HealthView& view);
+
+  // First step of a restart: every wait() and changes_since() returns at once
+  // with the state as it is (a getResult long-poll is answered early, which
+  // its contract allows), and so do later ones. Irreversible.
+  void begin_drain();
+  bool draining() const;
+  // Last step before exec: stops starting tasks (queued ones stay queued),
+  // waits for launches under way, saves running tasks' progress, stops the
+  // runner watching (see ProcessRunner::hand_over) and the dispatcher, and
+  // closes the store. Returns the running processes for the next image's
+  // EngineOptions::handed_over. Afterwards the engine only answers reads from
+  // memory; its destructor stops nothing and records nothing. Call once.
+  std::vector<RunningProcess> hand_over();
+  // After hand_over(): the task keepers' lifeline, which the next image must
+  // inherit (EngineOptions::inherited_lifeline) or every keeper would take
+  // the restart for the server's death. The caller owns the descriptors.
+  Lifeline release_lifeline();
 
   // Stops starting tasks, gives running ones `grace` to finish, then stops
   // the rest (SIGTERM, then SIGKILL) and records them as cancelled by the

@@ -87,7 +87,18 @@ std::string prometheus_text(const EngineStats& s, const ProcessFacts& f) {
   w.family("start_time_seconds", "gauge", "Unix time this process started.");
   w.sample("start_time_seconds", static_cast<double>(s.started_at_ms / 1000));
   w.family("restarts_total", "counter", "Restarts in place since the first start.");
-  w.sample("restarts_total", static_cast<double>(f.restarts));
+  w.sample("restarts_total", static_cast<double>(s.restarts.count));
+  w.family("healthy", "gauge", "1 when the last health check passed (or none ran yet), else 0.");
+  w.sample("healthy", s.health.report.healthy ? 1 : 0);
+  if (!s.health.report.checks.empty()) {
+    w.family("health_check_ok", "gauge", "1 when this health check passed in the last round, else 0.");
+    for (const HealthCheck& c : s.health.report.checks) {
+      w.sample("health_check_ok", c.ok ? 1 : 0, "check=\"" + c.name + "\"");
+    }
+  }
+  w.family("restart_limited", "gauge",
+           "1 when the server is unhealthy but the automatic restart limit is reached (degraded).");
+  w.sample("restart_limited", s.health.restart_limited ? 1 : 0);
   w.family("http_threads", "gauge", "HTTP connection threads, by state.");
   w.sample("http_threads", static_cast<double>(f.http_busy), "state=\"busy\"");
   w.sample("http_threads", static_cast<double>(f.http_threads - std::min(f.http_threads, f.http_busy)),

@@ -13,7 +13,6 @@ namespace orch::engine {
 
 // What the engine cannot know about the process around it.
 struct ProcessFacts {
-  std::int64_t restarts = 0;  // restarts in place since the first start
   std::size_t http_threads = 0;
   std::size_t http_busy = 0;
   std::size_t http_streams = 0;
@@ -25,7 +24,7 @@ struct ProcessFacts {
 // tasks_submitted_total, spawn_errors_total, task_duration_seconds
 // (histogram), resident_memory_bytes, peak_resident_memory_bytes,
 // memory_available_bytes (when known), uptime_seconds, start_time_seconds,
-// restarts_total, http_threads{state}, http_open_streams, mcp_sessions.
+// restarts_total, healthy, health_check_ok{check}, restart_limited, http_threads{state}, http_open_streams, mcp_sessions.
 std::string prometheus_text(const EngineStats& stats, const ProcessFacts& facts);
 
 }  // namespace orch::engine

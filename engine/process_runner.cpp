@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fcntl.h>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -59,6 +60,7 @@ struct Stream {
 struct Child {
   std::uint64_t serial = 0;
   pid_t pid = 0;  // also the process group id
+  TaskId task_id;
   ProcessCallbacks callbacks;
   TimePoint started;
   std::array<Stream, 2> streams;  // indexed by Source::Stdout / Source::Stderr
@@ -153,7 +155,14 @@ ProcessRunner::Impl::Impl(Spool& spool_in, Options options_in)
     return;
   }
   poller = std::move(*created);
-  if (!options.keeper_path.empty()) {
+  if (options.inherited_lifeline.read_fd >= 0 && options.inherited_lifeline.write_fd >= 0) {
+    lifeline_read.reset(options.inherited_lifeline.read_fd);
+    lifeline_write.reset(options.inherited_lifeline.write_fd);
+    // Not inherited by the tasks this image starts (the keepers get the read
+    // end through their spawn actions).
+    ::fcntl(lifeline_read.get(), F_SETFD, FD_CLOEXEC);
+    ::fcntl(lifeline_write.get(), F_SETFD, FD_CLOEXEC);
+  } else if (!options.keeper_path.empty()) {
     auto lifeline = platform::make_pipe();
     if (!lifeline) {
       unavailable = "cannot start processes: no lifeline pipe for the task keepers: " + lifeline.error().message;
@@ -509,7 +518,7 @@ ProcessRunner::~ProcessRunner() {
   }
   m.reactor.request_stop();
   m.poller->wake();
-  m.reactor.join();
+  if (m.reactor.joinable()) m.reactor.join();  // hand_over() may have joined it
   {
     std::lock_guard lock(m.mu);
     m.kill_all_locked();
@@ -523,6 +532,10 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
   Impl& m = *impl_;
   if (!m.poller) return make_error(ErrorCode::Unavailable, m.unavailable);
   // Everything that can be checked is checked before a spool file is truncated.
+  {
+    std::lock_guard lock(m.mu);
+    if (m.stopping) return make_error(ErrorCode::Unavailable, "the server is restarting; the task starts after it");
+  }
   auto plan = prepare_spawn(spec);
   if (!plan) return plan.error();
 
@@ -546,6 +559,7 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
   if (!pid) return pid.error();
 
   child->pid = *pid;
+  child->task_id = spec.task_id;
   child->callbacks = std::move(callbacks);
   if (auto watch = platform::open_exit_watch(*pid)) {
     child->exit_watch = std::move(*watch);
@@ -618,6 +632,7 @@ Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCall
   }
   auto child = std::make_unique<Child>();
   child->pid = pid;
+  child->task_id = task_id;
   child->foreign = true;
   child->task_dir = m.spool.dir() / task_id;
   child->callbacks = std::move(callbacks);
@@ -668,6 +683,115 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> ProcessRunner::live_bytes
   }
   return std::pair(c.streams[0].total.load(std::memory_order_relaxed),
                    c.streams[1].total.load(std::memory_order_relaxed));
+}
+
+// --- Hand-over (restart in place) -------------------------------------------
+
+int RunningProcess::fd(std::string_view role) const {
+  for (const HandedFd& h : fds) {
+    if (h.role == role) return h.fd;
+  }
+  return -1;
+}
+
+std::vector<RunningProcess> ProcessRunner::hand_over() {
+  Impl& m = *impl_;
+  std::vector<RunningProcess> out;
+  if (!m.poller) return out;
+  m.reactor.request_stop();
+  m.poller->wake();
+  if (m.reactor.joinable()) m.reactor.join();
+  // The reactor is gone: only this thread removes children from here on.
+  // Leaders already reaped whose pipes are held open by leftover members: the
+  // exit status is known, so report it now rather than hand over half a child.
+  std::vector<Child*> reaped;
+  {
+    std::lock_guard lock(m.mu);
+    for (auto& [serial, c] : m.children) {
+      if (c->reaped) reaped.push_back(c.get());
+    }
+  }
+  for (Child* c : reaped) {
+    ::kill(-c->pid, SIGKILL);
+    m.close_stream(*c, 0);
+    m.close_stream(*c, 1);
+    m.maybe_finish(*c);
+  }
+  const TimePoint now = SteadyClock::now();
+  std::lock_guard lock(m.mu);
+  m.stopping = true;  // nothing more is started or reported
+  for (auto& [serial, c] : m.children) {
+    RunningProcess p;
+    p.task_id = c->task_id;
+    p.pid = c->pid;
+    p.elapsed_ms = std::chrono::duration_cast<milliseconds>(now - c->started).count();
+    p.foreign = c->foreign;
+    constexpr const char* kRoles[2] = {"stdout", "stderr"};
+    for (std::size_t i = 0; i < 2 && !c->foreign; ++i) {
+      Stream& st = c->streams[i];
+      StreamProgress& progress = i == 0 ? p.stdout_progress : p.stderr_progress;
+      progress.total_bytes = st.writer->total_bytes();
+      progress.stored_bytes = st.writer->stored_bytes();
+      progress.capped = st.writer->capped();
+      if (st.fd) {
+        m.poller->remove(st.fd.get());
+        p.fds.push_back({kRoles[i], st.fd.release()});
+      }
+    }
+    if (c->exit_watch) {
+      m.poller->remove(c->exit_watch.get());
+      p.fds.push_back({"exit", c->exit_watch.release()});
+    }
+    out.push_back(std::move(p));
+  }
+  m.children.clear();
+  m.by_pid.clear();
+  m.sweeps.clear();
+  return out;
+}
+
+Lifeline ProcessRunner::release_lifeline() {
+  return {impl_->lifeline_read.release(), impl_->lifeline_write.release()};
+}
+
+Status ProcessRunner::adopt(const RunningProcess& p, ProcessCallbacks callbacks) {
+  Impl& m = *impl_;
+  auto child = std::make_unique<Child>();
+  child->pid = p.pid;
+  child->foreign = p.foreign;
+  child->task_dir = m.spool.dir() / p.task_id;
+  child->task_id = p.task_id;
+  child->callbacks = std::move(callbacks);
+  child->started = SteadyClock::now() - milliseconds(p.elapsed_ms);
+  for (const HandedFd& h : p.fds) {
+    if (h.fd < 0) continue;
+    // Not inherited by the tasks this image starts.
+    ::fcntl(h.fd, F_SETFD, FD_CLOEXEC);
+    if (h.role == "stdout") child->streams[0].fd.reset(h.fd);
+    else if (h.role == "stderr") child->streams[1].fd.reset(h.fd);
+    else if (h.role == "exit") child->exit_watch.reset(h.fd);
+    else ::close(h.fd);  // a role this version does not know
+  }
+  auto give_up = [&](const Error& e) -> Status {
+    ::kill(-p.pid, SIGKILL);
+    while (::waitpid(p.pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return make_error(e.code, "cannot watch the handed-over process " + std::to_string(p.pid) + ": " + e.message);
+  };
+  if (!m.poller) return give_up(make_error(ErrorCode::Unavailable, m.unavailable));
+  // A foreign process's keeper spools its output itself.
+  for (std::size_t i = 0; i < 2 && !p.foreign; ++i) {
+    const StreamProgress& progress = i == 0 ? p.stdout_progress : p.stderr_progress;
+    auto writer = m.spool.resume_writer(p.task_id, i == 0 ? StreamKind::Stdout : StreamKind::Stderr,
+                                        progress.total_bytes, progress.stored_bytes, progress.capped);
+    if (!writer) return give_up(writer.error());
+    child->streams[i].writer = std::move(*writer);
+    child->streams[i].total.store(progress.total_bytes, std::memory_order_relaxed);
+  }
+  child->polled = !child->exit_watch;
+  auto registered = m.register_child(std::move(child));
+  if (!registered) return registered.error();
+  return {};
 }
 
 }  // namespace orch::engine

@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,6 +66,46 @@ struct ExitInfo {
   bool killed_as_orphan = false;  // its keeper stopped it when an earlier server died
 };
 
+// --- Hand-over (restart in place) -------------------------------------------
+// A process the runner watched, handed to the next image of the server (which
+// stays its parent: execve keeps the pid). The descriptors are listed by role
+// so one more can be added per process without changing the format:
+//   "stdout", "stderr"  read ends of the output pipes (absent once at EOF)
+//   "exit"              the pidfd (absent where the exit is found by polling)
+// They are plain numbers: hand_over() gives up ownership, and whoever receives
+// them keeps them open across exec (CLOEXEC cleared) or closes them.
+struct HandedFd {
+  std::string role;
+  int fd = -1;
+};
+
+struct StreamProgress {
+  std::uint64_t total_bytes = 0;   // produced, counted past the cap
+  std::uint64_t stored_bytes = 0;  // kept in the spool file
+  bool capped = false;
+};
+
+// The keepers' lifeline pipe (engine/task_keeper.h), carried across a
+// restart in place: keepers hold the read end and see EOF when no image of
+// the server holds the write end any more.
+struct Lifeline {
+  int read_fd = -1;
+  int write_fd = -1;
+};
+
+struct RunningProcess {
+  TaskId task_id;
+  pid_t pid = 0;  // also the process group id
+  std::int64_t elapsed_ms = 0;  // since it started, for its duration
+  std::vector<HandedFd> fds;
+  StreamProgress stdout_progress;
+  StreamProgress stderr_progress;
+  bool stop_requested = false;  // a cancel was under way (set by the engine, not the runner)
+  bool foreign = false;  // adopted from a crashed server (adopt_orphan): only its pidfd, no pipes
+
+  int fd(std::string_view role) const;  // -1 when absent
+};
+
 struct ProcessCallbacks {
   std::function<void(const Progress&)> on_progress;  // may be empty
   // Called exactly once, after the leader was reaped, the rest of its group
@@ -85,6 +126,9 @@ class ProcessRunner {
     std::string keeper_path;
     OrphanPolicy orphans = OrphanPolicy::Adopt;
     std::chrono::milliseconds orphan_grace{2000};  // a keeper's SIGTERM → SIGKILL
+    // After a restart in place: the previous image's lifeline, adopted
+    // instead of a new pipe (the runner owns both descriptors from then on).
+    Lifeline inherited_lifeline;
   };
 
   // Starts the reactor thread. If its poller cannot be created, every
@@ -121,6 +165,22 @@ class ProcessRunner {
   // Processes started and not yet reported (a process stops counting just
   // before its on_exit is called).
   std::size_t running() const;
+  // Restart in place. Stops the reactor (the runner starts nothing and
+  // reports nothing afterwards; only its destructor may follow) and returns
+  // every process still running, with the descriptors that watch it and how
+  // far each spool got. Output still in the pipes stays there for the next
+  // reader. A process already reaped but with pipes still held open by
+  // leftover group members is finished first (on_exit is called). Call once.
+  std::vector<RunningProcess> hand_over();
+  // After hand_over(): gives up the lifeline's descriptors for the next image
+  // (CLOEXEC still set; the caller clears it). {-1, -1} without keepers.
+  Lifeline release_lifeline();
+  // The other half, in the new image: watches a handed-over process again,
+  // appending to its spool files from where they stopped, and takes
+  // ownership of its descriptors (also on failure, when they are closed and
+  // the group is killed and reaped, so nothing is left unwatched).
+  Status adopt(const RunningProcess& process, ProcessCallbacks callbacks);
+
   // Live {stdout, stderr} byte counts, counted past the cap, for a process
   // not yet reported (nullopt from just before its on_exit, or for an unknown pid).
   std::optional<std::pair<std::uint64_t, std::uint64_t>> live_bytes(pid_t pid) const;

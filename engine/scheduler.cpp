@@ -245,6 +245,7 @@ std::vector<Change> Scheduler::restore_done(
   std::vector<Change> changes;
   std::vector<TaskId> was_running(running_.begin(), running_.end());
   for (const TaskId& id : was_running) {
+    if (kept_running_.count(id)) continue;
     AttemptOutcome outcome;
     outcome.lost = true;
     if (settle_running) {

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <ext/pb_ds/assoc_container.hpp>
@@ -64,6 +65,9 @@ class Scheduler {
   std::vector<Change> restore_done(
       std::int64_t now_ms,
       const std::function<std::optional<AttemptOutcome>(const TaskRecord&)>& settle_running = {});
+  // Before restore_done(): this running task's process lives on (restart in
+  // place handed it over), so it stays running instead of being lost.
+  void keep_running(const TaskId& id) { kept_running_.insert(id); }
 
   // Admits a new task: dependencies must exist, the queue must have room.
   // Returns the changes (the new task first, with from == its own status).
@@ -163,6 +167,7 @@ class Scheduler {
   std::unordered_map<TaskId, std::vector<TaskId>> dependents_;  // dep → tasks waiting on it
   std::unordered_map<std::string, TaskId> idempotency_;
   std::int64_t max_seq_ = 0;
+  std::set<TaskId> kept_running_;  // restore_done() leaves these running
 };
 
 }  // namespace orch::engine

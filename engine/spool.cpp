@@ -32,7 +32,8 @@ Error spool_error(const std::string& what, const std::filesystem::path& path, in
                                        " (check free space and permissions under the state directory)");
 }
 
-Result<UniqueFd> create_file(const std::filesystem::path& dir, const std::filesystem::path& file) {
+Result<UniqueFd> create_file(const std::filesystem::path& dir, const std::filesystem::path& file,
+                             int flags = O_TRUNC) {
   std::error_code ec;
   std::filesystem::create_directories(dir.parent_path(), ec);
   if (ec) return spool_error("create spool directory", dir.parent_path(), ec.value());
@@ -40,7 +41,7 @@ Result<UniqueFd> create_file(const std::filesystem::path& dir, const std::filesy
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return spool_error("create spool directory", dir, errno);
   }
-  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | flags | O_CLOEXEC, 0600));
   if (!fd) return spool_error("create spool file", file, errno);
   return fd;
 }
@@ -48,6 +49,10 @@ Result<UniqueFd> create_file(const std::filesystem::path& dir, const std::filesy
 }  // namespace
 
 SpoolWriter::SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes) : fd_(std::move(fd)), cap_(cap_bytes) {}
+
+SpoolWriter::SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes, std::uint64_t total, std::uint64_t stored,
+                         bool capped)
+    : fd_(std::move(fd)), cap_(cap_bytes), total_(total), stored_(std::min(stored, cap_bytes)), capped_(capped) {}
 
 Status SpoolWriter::append(const char* data, std::size_t size) {
   total_ += size;
@@ -80,6 +85,14 @@ Result<std::unique_ptr<SpoolWriter>> Spool::open_writer(const TaskId& id, Stream
   auto fd = create_file(dir_ / id, path(id, kind));
   if (!fd) return fd.error();
   return std::make_unique<SpoolWriter>(std::move(*fd), cap_);
+}
+
+Result<std::unique_ptr<SpoolWriter>> Spool::resume_writer(const TaskId& id, StreamKind kind, std::uint64_t total,
+                                                          std::uint64_t stored, bool capped) {
+  if (!is_safe_component(id)) return unsafe_id_error(id);
+  auto fd = create_file(dir_ / id, path(id, kind), O_APPEND);
+  if (!fd) return fd.error();
+  return std::make_unique<SpoolWriter>(std::move(*fd), cap_, total, stored, capped);
 }
 
 Result<std::filesystem::path> Spool::write_stdin(const TaskId& id, const std::string& data) {

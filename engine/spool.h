@@ -25,6 +25,8 @@ inline constexpr std::uint64_t kDefaultStreamCapBytes = 64ull << 20;  // 64 MiB
 class SpoolWriter {
  public:
   SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes);
+  // Goes on where an earlier writer of the same file stopped (restart in place).
+  SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes, std::uint64_t total, std::uint64_t stored, bool capped);
   // Appends what the task printed. An Io error if the file write failed; the
   // bytes still count in total_bytes().
   Status append(const char* data, std::size_t size);
@@ -61,6 +63,10 @@ class Spool {
   // Creates <dir>/<id>/ and opens the stream's file truncated (a new attempt
   // starts a fresh file).
   Result<std::unique_ptr<SpoolWriter>> open_writer(const TaskId& id, StreamKind kind);
+  // Opens the stream's existing file for appending, with the counters the
+  // previous writer had (restart in place); created empty if it is missing.
+  Result<std::unique_ptr<SpoolWriter>> resume_writer(const TaskId& id, StreamKind kind, std::uint64_t total,
+                                                     std::uint64_t stored, bool capped);
   // Writes the task's stdin text to <dir>/<id>/stdin and returns its path.
   Result<std::filesystem::path> write_stdin(const TaskId& id, const std::string& data);
   // A missing file reads as empty (the task has not started or printed nothing).

@@ -59,6 +59,7 @@ void WorkerPool::run(std::stop_token stop, std::size_t slot) {
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
     ++busy_;
+    auto since = running_since_.insert(std::chrono::steady_clock::now());
     lock.unlock();
     try {
       job(stop);
@@ -69,6 +70,7 @@ void WorkerPool::run(std::stop_token stop, std::size_t slot) {
     }
     job = nullptr;  // destroy captures outside the lock
     lock.lock();
+    running_since_.erase(since);
     --busy_;
   }
 }
@@ -98,6 +100,7 @@ WorkerPool::Stats WorkerPool::stats() const {
   s.busy = busy_;
   s.queued = jobs_.size();
   s.max_threads = options_.max_threads;
+  if (!running_since_.empty()) s.oldest_job_started = *running_since_.begin();
   return s;
 }
 

@@ -15,6 +15,8 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -46,6 +48,8 @@ class WorkerPool {
     std::size_t busy = 0;
     std::size_t queued = 0;
     std::size_t max_threads = 0;
+    // When the longest-running job started (the health watchdog's input).
+    std::optional<std::chrono::steady_clock::time_point> oldest_job_started;
   };
   Stats stats() const;
 
@@ -60,6 +64,7 @@ class WorkerPool {
   std::deque<Job> jobs_;          // guarded by mu_; bounded by options_.max_queued
   std::size_t busy_ = 0;          // guarded by mu_
   std::size_t idle_ = 0;          // guarded by mu_
+  std::multiset<std::chrono::steady_clock::time_point> running_since_;  // guarded by mu_
   bool stopping_ = false;         // guarded by mu_
   std::vector<std::size_t> exited_;  // slots whose thread left after idling; guarded by mu_
   std::vector<std::jthread> threads_;  // guarded by mu_; declared last: stopped and joined first

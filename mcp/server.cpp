@@ -94,6 +94,26 @@ void Session::handle_oversized(std::size_t bytes, std::size_t limit) {
 
 void Session::close() { dispatcher_.close(); }
 
+SessionState Session::snapshot() const {
+  SessionState st;
+  const State now = state_.load();
+  st.initialized = now != State::New;
+  st.ready = now == State::Ready;
+  st.log_level = log_level_.load();
+  std::lock_guard lock(mu_);
+  st.protocol_version = protocol_version_;
+  return st;
+}
+
+void Session::restore(const SessionState& st) {
+  {
+    std::lock_guard lock(mu_);
+    protocol_version_ = st.protocol_version;
+  }
+  log_level_.store(st.log_level);
+  state_.store(!st.initialized ? State::New : st.ready ? State::Ready : State::Initialized);
+}
+
 bool Session::initialized() const { return state_.load() != State::New; }
 
 std::string Session::protocol_version() const {

@@ -58,6 +58,15 @@ struct ServerInfo {
 
 class Session;
 
+// What a session has agreed with its client, carried across a restart in
+// place so the client need not initialize again.
+struct SessionState {
+  std::string protocol_version;  // empty: not initialized
+  bool initialized = false;      // initialize was answered
+  bool ready = false;            // notifications/initialized arrived too
+  LogLevel log_level = LogLevel::Warning;
+};
+
 // Immutable after construction; thread-safe. Must outlive its sessions; the
 // tool provider and the executor must outlive the server.
 class Server {
@@ -102,6 +111,11 @@ class Session {
   // Sends notifications/message {level, logger?, data} if initialize has been
   // answered and `level` is at or above the client's level. Thread-safe.
   bool log(LogLevel level, std::string_view logger, nlohmann::json data);
+
+  // Restart in place: the agreed state, and taking it over in a new image
+  // (before the first message).
+  SessionState snapshot() const;
+  void restore(const SessionState& state);
 
   bool initialized() const;
   std::string protocol_version() const;  // empty before initialize

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -63,6 +64,7 @@ struct PendingCall {
   bool answered = false;                // guarded by mu: the response is in `early` or was streamed
   std::shared_ptr<EventStream> stream;  // guarded by mu: set once SSE was chosen
   std::string progress_key;             // the request's progressToken, dumped; empty if none
+  std::function<void()> on_answered;    // called once, when the response has been delivered
 
   // `final`: this is the response; nothing follows it.
   void deliver(std::string_view message, bool final) {
@@ -72,11 +74,14 @@ struct PendingCall {
     if (stream) {
       stream->push(sse_event(message));
       if (final) stream->close();
+      lock.unlock();
+      if (final && on_answered) on_answered();
       return;
     }
     early.emplace_back(message);
     lock.unlock();
     arrived.notify_all();
+    if (final && on_answered) on_answered();
   }
 };
 
@@ -143,6 +148,8 @@ struct StreamableHttp::Impl {
   mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<HttpSession>> sessions;  // guarded by mu
   bool closed = false;                                           // guarded by mu
+  std::size_t in_flight = 0;                                     // guarded by mu: requests awaiting replies
+  std::condition_variable idle;                                  // in_flight dropped to 0
 
   Impl(Server& s, StreamableHttpOptions o) : server(s), options(std::move(o)) {}
 
@@ -156,17 +163,22 @@ struct StreamableHttp::Impl {
     return HttpResponse::error(503, "Service Unavailable: the server is shutting down; reconnect in a moment");
   }
 
-  // A new session, making room by closing idle ones when the table is full.
-  Result<std::shared_ptr<HttpSession>> open() {
-    auto id = random_hex(kSessionIdBytes);
-    if (!id) return id.error();
+  std::shared_ptr<HttpSession> make_session(std::string id) {
     auto s = std::make_shared<HttpSession>();
-    s->id = *id;
+    s->id = std::move(id);
     std::weak_ptr<HttpSession> weak = s;
     s->session = server.open_session([weak](std::string_view text) {
       auto alive = weak.lock();
       return alive && alive->route(text);
     });
+    return s;
+  }
+
+  // A new session, making room by closing idle ones when the table is full.
+  Result<std::shared_ptr<HttpSession>> open() {
+    auto id = random_hex(kSessionIdBytes);
+    if (!id) return id.error();
+    auto s = make_session(std::move(*id));
     std::vector<std::shared_ptr<HttpSession>> expired;
     {
       std::lock_guard lock(mu);
@@ -268,6 +280,16 @@ struct StreamableHttp::Impl {
       s.calls.emplace(key, call);
     }
     ++s.requests_in_flight;
+    {
+      std::lock_guard guard(mu);
+      ++in_flight;
+    }
+    // Counted until the response is delivered, also when it streams: a
+    // restart in place waits for it (wait_idle).
+    call->on_answered = [this] {
+      std::lock_guard guard(mu);
+      if (--in_flight == 0) idle.notify_all();
+    };
     s.session->handle(body);
 
     std::unique_lock lock(call->mu);
@@ -276,6 +298,8 @@ struct StreamableHttp::Impl {
     s.last_active_ms = now_ms();
     if (!arrived) {
       call->answered = true;
+      lock.unlock();
+      call->on_answered();
       return rpc_error(504, request.id, kInternalError, "internal error: no reply was produced");
     }
     if (call->answered && call->early.size() == 1) return HttpResponse::json(200, call->early.front());
@@ -381,6 +405,39 @@ void StreamableHttp::close_all() {
     all.swap(impl_->sessions);
   }
   for (auto& [id, s] : all) Impl::end(*s);
+}
+
+void StreamableHttp::end_get_streams() {
+  std::vector<std::shared_ptr<HttpSession>> all;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto& [id, s] : impl_->sessions) all.push_back(s);
+  }
+  for (auto& s : all) {
+    std::lock_guard lock(s->mu);
+    if (s->get_stream) s->get_stream->close();
+  }
+}
+
+bool StreamableHttp::wait_idle(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(impl_->mu);
+  return impl_->idle.wait_until(lock, deadline, [&] { return impl_->in_flight == 0; });
+}
+
+std::vector<HttpSessionState> StreamableHttp::snapshot_sessions() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<HttpSessionState> out;
+  for (const auto& [id, s] : impl_->sessions) out.push_back({id, s->session->snapshot()});
+  return out;
+}
+
+void StreamableHttp::restore_sessions(const std::vector<HttpSessionState>& sessions) {
+  for (const HttpSessionState& st : sessions) {
+    auto s = impl_->make_session(st.id);
+    s->session->restore(st.state);
+    std::lock_guard lock(impl_->mu);
+    impl_->sessions.emplace(st.id, std::move(s));
+  }
 }
 
 std::size_t StreamableHttp::session_count() const {

@@ -52,6 +52,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "mcp/server.h"
 #include "transport/http_server.h"
@@ -63,6 +64,12 @@ struct StreamableHttpOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
   std::chrono::milliseconds sse_keepalive{std::chrono::seconds(15)};
   std::size_t stream_buffer_bytes = transport::kDefaultStreamBufferBytes;
+};
+
+// One open session, for a restart in place.
+struct HttpSessionState {
+  std::string id;
+  SessionState state;
 };
 
 class StreamableHttp {
@@ -84,6 +91,18 @@ class StreamableHttp {
   void close_all();
 
   std::size_t session_count() const;
+
+  // --- restart in place ---------------------------------------------------------
+  // Ends every session's GET stream (the client opens a new one; this era has
+  // no resumption), so the HTTP side can drain. Sessions stay open.
+  void end_get_streams();
+  // Until no request is waiting for its reply (its first message), or
+  // `deadline`; true if none is.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
+  // The open sessions (ids and what each agreed), and re-opening them with the
+  // same ids in a new image before it serves.
+  std::vector<HttpSessionState> snapshot_sessions() const;
+  void restore_sessions(const std::vector<HttpSessionState>& sessions);
 
  private:
   struct HttpSession;

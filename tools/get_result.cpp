@@ -148,7 +148,9 @@ Status long_poll(engine::Engine& engine, const Request& req, const engine::TaskV
     SteadyTime slice_end = std::min(deadline, steady_clock::now() + kWaitSlice);
     auto view = engine.wait(req.task_id, slice_end, ctx.stop, on_change);
     if (!view) return view.error();
-    if (engine::is_terminal(view->task.status) || ctx.stop.stop_requested() ||
+    // A draining engine (restart in place) answers every wait at once: the
+    // long-poll ends now with the task's current state.
+    if (engine::is_terminal(view->task.status) || ctx.stop.stop_requested() || engine.draining() ||
         steady_clock::now() >= deadline) {
       return {};
     }

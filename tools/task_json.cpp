@@ -144,6 +144,29 @@ json window_schema() {
           {"required", json::array({"text", "offset", "nextOffset", "totalBytes", "truncated", "capped"})}};
 }
 
+json restarts_to_json(const engine::EngineStats& stats) {
+  const engine::HealthView& h = stats.health;
+  json j{{"count", stats.restarts.count},
+         {"lastReason", stats.restarts.last_reason},
+         {"limit", h.restart_limit},
+         {"windowSec", h.restart_window_ms / 1000},
+         {"recentAutomatic", h.recent_restarts},
+         {"limited", h.restart_limited}};
+  if (stats.restarts.last_at_ms > 0) j["lastAt"] = to_iso8601(stats.restarts.last_at_ms);
+  return j;
+}
+
+json health_to_json(const engine::HealthView& view) {
+  json checks = json::array();
+  for (const auto& c : view.report.checks) {
+    checks.push_back({{"name", c.name}, {"ok", c.ok}, {"detail", sanitize_utf8(c.detail)}});
+  }
+  json j{{"status", view.status()}, {"checks", std::move(checks)}};
+  if (!view.report.reason.empty()) j["reason"] = sanitize_utf8(view.report.reason);
+  if (view.report.checked_at_ms > 0) j["checkedAt"] = to_iso8601(view.report.checked_at_ms);
+  return j;
+}
+
 json orchestrator_to_json(const engine::EngineStats& stats, std::string_view version) {
   json counts = json::object();
   for (auto s : {engine::TaskStatus::Queued, engine::TaskStatus::Waiting, engine::TaskStatus::Running,
@@ -168,8 +191,8 @@ json orchestrator_to_json(const engine::EngineStats& stats, std::string_view ver
           {"memory", std::move(memory)},
           {"uptimeMs", stats.uptime_ms},
           {"startedAt", to_iso8601(stats.started_at_ms)},
-          // Restart in place comes later; the field is kept so clients can rely on it.
-          {"restarts", {{"count", 0}, {"lastReason", ""}}},
+          {"restarts", restarts_to_json(stats)},
+          {"health", health_to_json(stats.health)},
           {"version", version},
           {"stateDir", sanitize_utf8(stats.state_dir)},
           {"tasksSubmitted", stats.tasks_submitted},
@@ -194,8 +217,26 @@ json orchestrator_schema() {
                 {"systemAvailableKb", prop("integer", "MemAvailable of the machine, KiB")}}},
               {"required", json::array({"rssKb", "peakRssKb"})}};
   json restarts{{"type", "object"},
-                {"properties", {{"count", count}, {"lastReason", {{"type", "string"}}}}},
+                {"properties",
+                 {{"count", prop("integer", "restarts in place since the first start (same pid)")},
+                  {"lastReason", prop("string", "why the last one happened; empty before the first")},
+                  {"lastAt", prop("string", "ISO 8601 UTC")},
+                  {"limit", prop("integer", "automatic (health) restarts allowed per window")},
+                  {"windowSec", count},
+                  {"recentAutomatic", prop("integer", "automatic restarts inside the window")},
+                  {"limited", prop("boolean", "unhealthy but at the limit: staying up, degraded")}}},
                 {"required", json::array({"count", "lastReason"})}};
+  json check{{"type", "object"},
+             {"properties", {{"name", {{"type", "string"}}}, {"ok", {{"type", "boolean"}}},
+                             {"detail", {{"type", "string"}}}}},
+             {"required", json::array({"name", "ok", "detail"})}};
+  json health{{"type", "object"},
+              {"properties",
+               {{"status", prop("string", "ok, or degraded when a check fails")},
+                {"checks", {{"type", "array"}, {"items", check}}},
+                {"reason", prop("string", "the first failing check")},
+                {"checkedAt", prop("string", "ISO 8601 UTC of the last round")}}},
+              {"required", json::array({"status", "checks"})}};
   return {{"type", "object"},
           {"properties",
            {{"tasks", counts},
@@ -208,6 +249,7 @@ json orchestrator_schema() {
             {"uptimeMs", count},
             {"startedAt", prop("string", "ISO 8601 UTC")},
             {"restarts", restarts},
+            {"health", health},
             {"version", {{"type", "string"}}},
             {"stateDir", {{"type", "string"}}},
             {"tasksSubmitted", prop("integer", "since this server process started")},

@@ -43,6 +43,10 @@ json window_schema();
 // getStatus without arguments: the orchestrator itself.
 json orchestrator_to_json(const engine::EngineStats& stats, std::string_view version);
 json orchestrator_schema();
+// Parts of it, also served by /healthz: restarts {count, lastReason, lastAt?,
+// limit, windowSec, recentAutomatic, limited} and health {status, checks, reason?, checkedAt?}.
+json restarts_to_json(const engine::EngineStats& stats);
+json health_to_json(const engine::HealthView& view);
 
 // Bytes as UTF-8 text: every invalid or cut-off sequence becomes U+FFFD (one
 // per maximal ill-formed subpart, as Unicode recommends), so a window that

@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +19,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <regex>
@@ -51,14 +53,21 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // httplib owns the TaskQueue it gets; ours must outlive it for stats().
+// httplib calls shutdown() once its accept loop has ended, which is how a
+// restart in place learns that no connection will be accepted any more.
 class PoolHandle final : public httplib::TaskQueue {
  public:
-  explicit PoolHandle(HttpThreadPool& pool) : pool_(pool) {}
+  PoolHandle(HttpThreadPool& pool, std::function<void()> on_accept_end)
+      : pool_(pool), on_accept_end_(std::move(on_accept_end)) {}
   void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
-  void shutdown() override { pool_.shutdown(); }
+  void shutdown() override {
+    on_accept_end_();
+    pool_.shutdown();
+  }
 
  private:
   HttpThreadPool& pool_;
+  std::function<void()> on_accept_end_;
 };
 
 // httplib::Server serving a socket we made (or inherited): svr_sock_ is
@@ -79,6 +88,25 @@ class SocketServer final : public httplib::Server {
   void halt() {
     std::lock_guard lock(mu_);
     halted_ = true;
+    svr_sock_ = INVALID_SOCKET;
+  }
+  // Restart in place (RESTART-NOTES): an unbound socket in place of the
+  // listener makes accept() fail with EINVAL, so the loop ends (httplib
+  // closes the dummy) while the real listener and its queue of connections
+  // stay untouched. Connections already accepted are still served, kept-alive
+  // ones included, because svr_sock_ is not INVALID.
+  bool swap_in_dummy() {
+    int dummy = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (dummy < 0) return false;
+    std::lock_guard lock(mu_);
+    halted_ = true;
+    svr_sock_ = dummy;
+    return true;
+  }
+  // Then, once every accepted connection has started: INVALID makes each
+  // kept-alive connection close after the request it is serving.
+  void end_keep_alive() {
+    std::lock_guard lock(mu_);
     svr_sock_ = INVALID_SOCKET;
   }
 
@@ -203,6 +231,12 @@ struct HttpServer::Impl {
   SocketServer server;
   std::atomic<std::size_t> open_streams{0};
   std::atomic<bool> stopping{false};
+  std::atomic<bool> accept_ended{false};  // httplib's accept loop has returned
+  std::atomic<bool> releasing{false};     // stop_accepting() ran: a restart in place
+  std::atomic<bool> released{false};      // release_listener() ran
+  std::condition_variable streams_ended;  // open_streams dropped (with streams_mu)
+  std::mutex accept_mu;
+  std::condition_variable accept_cv;  // accept_ended was set
   std::mutex streams_mu;
   std::vector<std::weak_ptr<EventSource>> streams;  // guarded by streams_mu
   std::thread listen_thread;
@@ -357,7 +391,11 @@ struct HttpServer::Impl {
         },
         [this, source](bool success) {
           if (!success) source->mark_gone();
-          --open_streams;
+          {
+            std::lock_guard lock(streams_mu);
+            --open_streams;
+          }
+          streams_ended.notify_all();
         });
   }
 };
@@ -370,6 +408,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(HttpServerOptions options
   auto impl = std::make_unique<Impl>();
   if (options.adopt_fd >= 0) {
     impl->listener.reset(options.adopt_fd);
+    // Inherited across exec with CLOEXEC cleared; not for the next one's children.
+    ::fcntl(options.adopt_fd, F_SETFD, FD_CLOEXEC);
   } else {
     auto fd = make_listener(options.host, options.port);
     if (!fd) return fd.error();
@@ -389,10 +429,20 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(HttpServerOptions options
   httplib::Server& s = im.server;
   const HttpServerOptions& o = im.options;
   im.pool = std::make_unique<HttpThreadPool>(o.max_threads, o.max_pending);
-  s.new_task_queue = [&im] { return new PoolHandle(*im.pool); };
+  s.new_task_queue = [&im] {
+    return new PoolHandle(*im.pool, [&im] {
+      {
+        std::lock_guard lock(im.accept_mu);
+        im.accept_ended.store(true);
+      }
+      im.accept_cv.notify_all();
+    });
+  };
   s.set_socket_options([](socket_t) {});  // ours are set; httplib's default adds SO_REUSEPORT
   s.set_tcp_nodelay(true);
-  s.set_idle_interval(0, 100000);
+  // The accept loop looks at svr_sock_ again at least this often: how soon a
+  // restart in place's dummy swap takes effect (RESTART-NOTES).
+  s.set_idle_interval(0, 20000);
   s.set_keep_alive_timeout(o.keep_alive_timeout.count());
   s.set_read_timeout(o.read_timeout.count(), 0);
   s.set_write_timeout(o.write_timeout.count(), 0);
@@ -437,7 +487,8 @@ void HttpServer::start() {
   int fd = im.listener.get();
   spdlog::info("http: listening on {}", base_url());
   im.listen_thread = std::thread([&im, fd] {
-    if (!im.server.serve(fd)) spdlog::error("http: the listener stopped with an error");
+    // After stop_accepting() the loop ends on the dummy's EINVAL, as designed.
+    if (!im.server.serve(fd) && !im.releasing.load()) spdlog::error("http: the listener stopped with an error");
   });
 }
 
@@ -455,6 +506,53 @@ void HttpServer::stop() {
   if (im.listen_thread.joinable()) im.listen_thread.join();
   im.pool->shutdown();
   im.listener.reset();
+}
+
+bool HttpServer::stop_accepting() {
+  Impl& im = *impl_;
+  if (!im.listen_thread.joinable()) return true;
+  im.releasing.store(true);
+  return im.server.swap_in_dummy();
+}
+
+bool HttpServer::wait_streams_ended(std::chrono::steady_clock::time_point deadline) {
+  Impl& im = *impl_;
+  std::unique_lock lock(im.streams_mu);
+  return im.streams_ended.wait_until(lock, deadline, [&] { return im.open_streams.load() == 0; });
+}
+
+void HttpServer::end_streams() {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.streams_mu);
+  for (auto& weak : im.streams) {
+    if (auto s = weak.lock()) s->mark_gone();
+  }
+}
+
+Result<int> HttpServer::release_listener(std::chrono::steady_clock::time_point deadline) {
+  Impl& im = *impl_;
+  // `stopping` stays false until the threads are joined: a streamed response
+  // that is ending (a long-poll's last SSE event) must still be written.
+  if (im.stopping.load() || im.released.exchange(true)) {
+    return make_error(ErrorCode::Conflict, "the HTTP server was already stopped");
+  }
+  if (im.listen_thread.joinable()) {
+    // Accepted connections waiting for a thread must be read before
+    // end_keep_alive(), or httplib would close them unread.
+    bool ended;
+    {
+      std::unique_lock lock(im.accept_mu);
+      ended = im.accept_cv.wait_until(lock, deadline, [&] { return im.accept_ended.load(); });
+    }
+    if (!ended || !im.pool->wait_no_pending(deadline)) {
+      spdlog::warn("http: connections were still waiting for a thread when the restart went on");
+    }
+    im.server.end_keep_alive();
+    im.listen_thread.join();  // after the pool served every connection it holds
+  }
+  im.pool->shutdown();
+  im.stopping.store(true);
+  return im.listener.release();
 }
 
 const std::string& HttpServer::host() const { return impl_->options.host; }

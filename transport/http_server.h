@@ -128,6 +128,23 @@ class HttpServer {
   // finish and joins every thread. Idempotent.
   void stop();
 
+  // --- restart in place (RESTART-NOTES) -------------------------------------
+  // Stops accepting without closing the listening socket: new connections
+  // wait in its kernel queue for the next image. Connections in progress go
+  // on. False if the swap could not be made (no socket for the dummy).
+  bool stop_accepting();
+  // Ends every streamed response (their sources are marked gone: what they
+  // still buffer is not written).
+  void end_streams();
+  // Until no streamed response is in progress, or `deadline`; true if none is.
+  bool wait_streams_ended(std::chrono::steady_clock::time_point deadline);
+  // After stop_accepting(): waits (until `deadline`) for accepted connections
+  // to start, makes kept-alive ones close after their current request, joins
+  // the listener and pool threads, and returns the listening socket, which
+  // the caller now owns (still listening, its queue intact). The server is
+  // stopped afterwards.
+  Result<int> release_listener(std::chrono::steady_clock::time_point deadline);
+
   const std::string& host() const;
   int port() const;
   int listening_fd() const;

@@ -34,6 +34,11 @@ void HttpThreadPool::enqueue(std::function<void()> job) {
   ready_.notify_one();
 }
 
+bool HttpThreadPool::wait_no_pending(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  return room_.wait_until(lock, deadline, [&] { return jobs_.empty(); });
+}
+
 void HttpThreadPool::shutdown() {
   std::vector<std::thread> threads;
   {
@@ -68,7 +73,7 @@ void HttpThreadPool::work() {
     jobs_.pop_front();
     ++busy_;
     lock.unlock();
-    room_.notify_one();
+    room_.notify_all();  // enqueue() and wait_no_pending() both wait on it
     job();
     lock.lock();
     --busy_;

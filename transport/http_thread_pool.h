@@ -12,6 +12,7 @@
 // the destructor calls it. No thread is ever detached.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -34,6 +35,8 @@ class HttpThreadPool {
   // it is the only way to close it.
   void enqueue(std::function<void()> job);
   void shutdown();
+  // Until every queued job has been taken by a thread, or `deadline`.
+  bool wait_no_pending(std::chrono::steady_clock::time_point deadline);
 
   struct Stats {
     std::size_t threads = 0;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <httplib.h>
 
 #include <algorithm>
 #include <array>
@@ -27,7 +28,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kCommands = {"submit", "status", "result", "cancel", "list", "logs"};
+constexpr std::array<std::string_view, 7> kCommands = {"submit", "status", "result", "cancel",
+                                                       "list",   "logs",   "restart"};
 // getResult's longest long-poll (tools/get_result.cpp).
 constexpr int kMaxWaitSec = 50;
 // How often --follow looks for new output while a task runs.
@@ -48,7 +50,13 @@ void add_common(CLI::App& cmd, Common& c) {
 }
 
 // Where the server is and which token it wants.
-Result<std::unique_ptr<McpHttpClient>> open_client(const Common& c) {
+struct Endpoint {
+  std::string url;
+  std::string token;
+  std::string token_origin;
+};
+
+Result<Endpoint> find_endpoint(const Common& c) {
   std::filesystem::path state = c.state_dir.empty() ? default_state_dir() : std::filesystem::path(c.state_dir);
   std::string url = c.url;
   if (url.empty() && std::getenv("ORCH_URL")) url = std::getenv("ORCH_URL");
@@ -66,7 +74,13 @@ Result<std::unique_ptr<McpHttpClient>> open_client(const Common& c) {
     token = read_trimmed(state / "http-token");
     origin = (state / "http-token").string();
   }
-  auto client = std::make_unique<McpHttpClient>(url, token, origin);
+  return Endpoint{url, token, origin};
+}
+
+Result<std::unique_ptr<McpHttpClient>> open_client(const Common& c) {
+  auto endpoint = find_endpoint(c);
+  if (!endpoint) return endpoint.error();
+  auto client = std::make_unique<McpHttpClient>(endpoint->url, endpoint->token, endpoint->token_origin);
   if (auto st = client->connect(); !st) return st.error();
   return client;
 }
@@ -301,6 +315,31 @@ int run_logs(McpHttpClient& client, const Common& c, const std::string& id, cons
   return 0;
 }
 
+// POST /admin/restart: the server re-execs itself in place (same pid); its
+// clients keep their sessions.
+int run_restart(const Common& c, const std::string& reason) {
+  auto endpoint = find_endpoint(c);
+  if (!endpoint) return fail(endpoint.error().message);
+  httplib::Client http(endpoint->url);
+  http.set_read_timeout(30, 0);
+  httplib::Headers headers;
+  if (!endpoint->token.empty()) headers.emplace("Authorization", "Bearer " + endpoint->token);
+  json body = json::object();
+  if (!reason.empty()) body["reason"] = reason;
+  auto res = http.Post("/admin/restart", headers, body.dump(), "application/json");
+  if (!res) return fail("cannot reach " + endpoint->url + ": " + httplib::to_string(res.error()));
+  json answer = json::parse(res->body, nullptr, false);
+  if (res->status != 202) {
+    std::string message = answer.is_object() && answer.contains("error") ? answer["error"].value("message", res->body)
+                                                                          : res->body;
+    if (res->status == 401) message += " (token from " + endpoint->token_origin + ")";
+    return fail("restart refused (HTTP " + std::to_string(res->status) + "): " + message);
+  }
+  if (c.json_output) print_json(answer);
+  else std::cout << "restarting in place (pid " << answer.value("pid", 0) << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 bool is_client_command(std::string_view word) {
@@ -367,6 +406,9 @@ int run(int argc, char** argv) {
     app.add_option("ids", ids, "Task ids");
     app.add_flag("--all", all, "Every live task (with --tag: those with the tag)");
     app.add_option("--tag", tag, "With --all: only tasks with this tag");
+  } else if (command == "restart") {
+    app.description("Restart the server in place (same pid): tasks keep running, clients keep their sessions.");
+    app.add_option("--reason", tag, "Why, for the server's log and getStatus");
   } else if (command == "logs") {
     app.description("A task's output.");
     app.add_option("id", ids, "Task id")->required()->expected(1);
@@ -392,6 +434,7 @@ int run(int argc, char** argv) {
     if (!words.empty()) submit.flags.command = words.front();
   }
 
+  if (command == "restart") return run_restart(common, tag);
   auto client = open_client(common);
   if (!client) return fail(client.error().message);
   McpHttpClient& mcp = **client;

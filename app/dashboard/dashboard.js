@@ -213,8 +213,14 @@ function renderOverview() {
   $('stat-uptime').textContent = fmtDuration(o.uptimeMs + (performance.now() - state.overviewAt));
   $('stat-uptime').title = o.startedAt ? `started ${fullFmt.format(new Date(o.startedAt))}` : '';
   const restarts = o.restarts || {};
-  $('stat-restarts').textContent = String(restarts.count ?? 0);
-  $('stat-restarts').title = restarts.lastReason ? `last: ${restarts.lastReason}` : '';
+  const health = o.health || {};
+  const degraded = health.status && health.status !== 'ok';
+  $('stat-restarts').textContent = String(restarts.count ?? 0) + (degraded ? ' \u00b7 degraded' : '');
+  const notes = [];
+  if (restarts.lastReason) notes.push(`last: ${restarts.lastReason}`);
+  if (degraded && health.reason) notes.push(`unhealthy: ${health.reason}`);
+  if (restarts.limited) notes.push('automatic restart limit reached; staying up');
+  $('stat-restarts').title = notes.join('\n');
   const mem = o.memory || {};
   $('stat-memory').textContent = `${fmtKb(mem.rssKb)} / ${fmtKb(mem.peakRssKb)}`;
   $('stat-memory').title = mem.systemAvailableKb != null ? `system available: ${fmtKb(mem.systemAvailableKb)}` : '';

@@ -22,7 +22,10 @@ TEST_F(HttpObservability, HealthzReportsUptimeRestartsAndTheStore) {
   json health = reply.json();
   EXPECT_EQ(health["status"], "ok");
   EXPECT_TRUE(health["uptimeMs"].is_number_integer());
-  EXPECT_EQ(health["restarts"], 0);
+  EXPECT_EQ(health["restarts"]["count"], 0);
+  EXPECT_EQ(health["restarts"]["lastReason"], "");
+  EXPECT_EQ(health["pid"], server.pid());
+  EXPECT_EQ(health["health"]["status"], "ok");
   EXPECT_EQ(health["store"]["ok"], true);
 }
 
@@ -45,6 +48,8 @@ TEST_F(HttpObservability, MetricsCountTasksAndPassPromtool) {
   EXPECT_NE(text.find("orchestrator_tasks{status=\"failed\"} 1"), std::string::npos);
   EXPECT_NE(text.find("orchestrator_task_duration_seconds_count 2"), std::string::npos);
   EXPECT_NE(text.find("orchestrator_restarts_total 0"), std::string::npos);
+  EXPECT_NE(text.find("orchestrator_healthy 1"), std::string::npos);
+  EXPECT_NE(text.find("orchestrator_restart_limited 0"), std::string::npos);
   EXPECT_NE(text.find("orchestrator_resident_memory_bytes"), std::string::npos);
 
   if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool is not installed (scripts/setup installs it)";

@@ -34,6 +34,7 @@ class DashboardTest : public ::testing::Test {
     auto e = engine::Engine::open(o);
     ASSERT_TRUE(e.ok()) << e.error().message;
     engine = std::move(*e);
+    engine->set_restart_info({2, "SIGHUP", 1'700'000'000'000});
 
     transport::HttpServerOptions options;
     options.token = kToken;
@@ -42,7 +43,6 @@ class DashboardTest : public ::testing::Test {
     http = std::move(*h);
     add_dashboard_routes(*http, *engine, [] {
       engine::ProcessFacts f;
-      f.restarts = 2;
       f.mcp_sessions = 3;
       return f;
     });
@@ -124,6 +124,7 @@ TEST_F(DashboardTest, OverviewHasEngineAndProcessFacts) {
   EXPECT_EQ(body.at("version"), ORCH_VERSION);
   EXPECT_EQ(body.at("maxConcurrent"), 4);
   EXPECT_EQ(body.at("restarts").at("count"), 2);
+  EXPECT_EQ(body.at("restarts").at("lastReason"), "SIGHUP");
   EXPECT_EQ(body.at("http").at("sessions"), 3);
   EXPECT_TRUE(body.at("memory").at("rssKb").is_number_integer());
   EXPECT_TRUE(body.at("workers").contains("busy"));

@@ -1,6 +1,9 @@
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 #include "engine/worker_pool.h"
 #include "tests/support/process_probe.h"
@@ -229,6 +232,77 @@ TEST_F(EngineTest, IdempotencyKeyReturnsTheFirstTask) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->deduplicated);
   EXPECT_EQ(again->view.task.id, a);
+}
+
+// Restart in place, within one process: the first engine hands its running
+// task over, a second one on the same state directory takes it and reports
+// its real end; queued tasks stay queued and run after.
+TEST_F(EngineTest, AHandedOverTaskKeepsRunningInTheNextEngine) {
+  open(1);
+  const std::string fifo = (dir.path() / "go").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto running = submit("echo before; echo '::progress 1/2 half'; read x < " + fifo + "; echo after; exit 9");
+  auto queued = submit("echo queued");
+  ASSERT_TRUE(test::wait_until([&] {
+    auto v = engine->get(running);
+    return v->task.progress && v->task.progress->current == 1;
+  }));
+  engine->begin_drain();
+  EXPECT_TRUE(engine->draining());
+  // A long wait answers at once while draining.
+  auto t0 = std::chrono::steady_clock::now();
+  auto waited = engine->wait(running, t0 + 30s, {}, {});
+  ASSERT_TRUE(waited.ok());
+  EXPECT_EQ(waited->task.status, TaskStatus::Running);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  std::vector<RunningProcess> handed = engine->hand_over();
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_FALSE(engine->probe_store().ok()) << "the store is closed";
+  engine.reset();  // stops nothing: the process is the next engine's
+
+  { std::ofstream(fifo) << "go\n"; }
+  EngineOptions o;
+  o.state_dir = dir.path();
+  o.max_concurrent = 1;
+  o.handed_over = std::move(handed);
+  auto e = Engine::open(std::move(o));
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  engine = std::move(*e);
+  auto v = engine->get(running);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->task.status == TaskStatus::Running || v->task.status == TaskStatus::Failed);
+  ASSERT_TRUE(v->task.progress.has_value()) << "progress was saved for the next image";
+  TaskView ended = wait_end(running);
+  EXPECT_EQ(ended.task.status, TaskStatus::Failed);
+  EXPECT_EQ(ended.task.reason, EndReason::ExitCode);
+  EXPECT_EQ(ended.task.exit_code, 9);
+  EXPECT_EQ(ended.task.attempt, 1) << "the same attempt, not a retry";
+  EXPECT_EQ(output(running), "before\n::progress 1/2 half\nafter\n");
+  auto q = wait_end(queued);
+  EXPECT_EQ(q.task.status, TaskStatus::Completed);
+  EXPECT_EQ(output(queued), "queued\n");
+}
+
+// A cancel under way when the engine hands over goes on in the next one: the
+// task, which ignores SIGTERM, is killed after the grace and ends cancelled.
+TEST_F(EngineTest, ACancelUnderWayIsFinishedByTheNextEngine) {
+  open(1);
+  auto stubborn = submit("trap '' TERM; echo ready; while :; do sleep 0.05; done");
+  ASSERT_TRUE(test::wait_until([&] { return output(stubborn) == "ready\n"; }));
+  ASSERT_TRUE(engine->cancel(stubborn).ok());
+  std::vector<RunningProcess> handed = engine->hand_over();
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_TRUE(handed[0].stop_requested);
+  engine.reset();
+  EngineOptions o;
+  o.state_dir = dir.path();
+  o.kill_grace = 500ms;
+  o.handed_over = std::move(handed);
+  auto e = Engine::open(std::move(o));
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  engine = std::move(*e);
+  TaskView v = wait_end(stubborn);
+  EXPECT_EQ(v.task.status, TaskStatus::Cancelled);
 }
 
 }  // namespace

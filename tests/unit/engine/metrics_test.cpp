@@ -31,11 +31,15 @@ EngineStats sample_stats() {
   s.durations.counts = {1, 3, 4};
   s.durations.count = 5;
   s.durations.sum_s = 42.5;
+  s.restarts.count = 2;
+  s.health.report.healthy = false;
+  s.health.report.checks = {{"rss", false, "too big"}, {"store", true, "readable"}};
+  s.health.restart_limited = true;
   return s;
 }
 
 TEST(Metrics, EveryFamilyHasHelpTypeAndSamples) {
-  std::string text = prometheus_text(sample_stats(), ProcessFacts{2, 6, 1, 1, 3});
+  std::string text = prometheus_text(sample_stats(), ProcessFacts{6, 1, 1, 3});
   for (const char* line : {
            "# TYPE orchestrator_tasks gauge",
            "orchestrator_tasks{status=\"queued\"} 0",
@@ -56,6 +60,10 @@ TEST(Metrics, EveryFamilyHasHelpTypeAndSamples) {
            "orchestrator_resident_memory_bytes 1048576",
            "orchestrator_memory_available_bytes 4194304",
            "orchestrator_restarts_total 2",
+           "orchestrator_healthy 0",
+           "orchestrator_health_check_ok{check=\"rss\"} 0",
+           "orchestrator_health_check_ok{check=\"store\"} 1",
+           "orchestrator_restart_limited 1",
            "orchestrator_http_threads{state=\"busy\"} 1",
            "orchestrator_http_threads{state=\"idle\"} 5",
            "orchestrator_mcp_sessions 3",

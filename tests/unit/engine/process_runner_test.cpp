@@ -596,5 +596,78 @@ TEST_F(ProcessRunnerTest, AdoptingAPidThatIsNoTasksKeeperIsRefused) {
   EXPECT_EQ(recorder_.exit_count(), 1u) << "a refused adoption reports nothing";
 }
 
+// --- hand-over (restart in place) ------------------------------------------
+
+// A second runner (standing in for the next image) takes over a process the
+// first one handed over: output written while nobody watched is kept, the
+// counters go on, and the real exit code is reported.
+TEST(ProcessRunnerHandOver, AnotherRunnerWatchesTheProcessToItsEnd) {
+  test::TempDir dir;
+  Spool spool(dir.path() / "spool");
+  std::vector<RunningProcess> handed;
+  Lifeline lifeline;  // with a keeper: the next runner must hold it, or the keeper takes over the pipes
+  const std::string fifo = (dir.path() / "go").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  {
+    ProcessRunner first(spool, runner_options());
+    Recorder unused;
+    // Prints one line, waits for the test, prints more, exits 5.
+    auto pid = first.start(shell("echo one; read x < " + fifo + "; echo two; echo ::progress 2/2; echo err >&2; exit 5"),
+                           unused.callbacks());
+    ASSERT_TRUE(pid.ok()) << pid.error().message;
+    ASSERT_TRUE(test::wait_until([&] { return first.live_bytes(*pid) && first.live_bytes(*pid)->first == 4; }, kDeadline));
+    handed = first.hand_over();
+    lifeline = first.release_lifeline();
+    EXPECT_EQ(first.running(), 0u);
+    EXPECT_FALSE(first.start(shell("true"), unused.callbacks()).ok()) << "a runner that handed over starts nothing";
+  }  // the first runner is gone and did not kill the process
+  ASSERT_EQ(handed.size(), 1u);
+  const RunningProcess& p = handed.front();
+  EXPECT_EQ(p.task_id, "t1");
+  EXPECT_EQ(p.stdout_progress.total_bytes, 4u);
+  EXPECT_GE(p.fd("stdout"), 0);
+  EXPECT_GE(p.fd("stderr"), 0);
+  EXPECT_GE(p.fd("exit"), 0);
+  EXPECT_TRUE(test::process_alive(p.pid));
+
+  {
+    std::ofstream(fifo) << "go\n";  // it prints the rest while nobody watches
+  }
+  ProcessRunner::Options next = runner_options();
+  next.inherited_lifeline = lifeline;
+  ProcessRunner second(spool, next);
+  Recorder recorder;
+  ASSERT_TRUE(second.adopt(p, recorder.callbacks()).ok());
+  ASSERT_TRUE(recorder.wait_for_exits(1));
+  ExitInfo info = recorder.exit_info();
+  EXPECT_EQ(info.exit_code, 5) << "an orphaned keeper would have ended its group with SIGKILL";
+  EXPECT_EQ(info.stdout_bytes, 4u + 4u + 15u);
+  EXPECT_EQ(info.stderr_bytes, 4u);
+  EXPECT_EQ(slurp(spool.path("t1", StreamKind::Stdout)), "one\ntwo\n::progress 2/2\n");
+  EXPECT_EQ(slurp(spool.path("t1", StreamKind::Stderr)), "err\n");
+  ASSERT_FALSE(recorder.progress().empty());
+  EXPECT_EQ(recorder.progress().back().current, 2);
+}
+
+TEST(ProcessRunnerHandOver, AdoptingWithoutItsSpoolStopsAndReapsTheProcess) {
+  test::TempDir dir;
+  Spool spool(dir.path() / "spool");
+  std::vector<RunningProcess> handed;
+  {
+    ProcessRunner first(spool, {});
+    Recorder unused;
+    ASSERT_TRUE(first.start(shell("sleep 300"), unused.callbacks()).ok());
+    handed = first.hand_over();
+  }
+  ASSERT_EQ(handed.size(), 1u);
+  RunningProcess p = handed.front();
+  p.task_id = "..";  // cannot name a spool directory
+  ProcessRunner second(spool, {});
+  Recorder recorder;
+  auto adopted = second.adopt(p, recorder.callbacks());
+  EXPECT_FALSE(adopted.ok());
+  EXPECT_FALSE(test::process_alive(p.pid)) << "killed and reaped, not left unwatched";
+}
+
 }  // namespace
 }  // namespace orch::engine

@@ -88,6 +88,19 @@ TEST(Spool, OpeningAWriterStartsAFreshFile) {
   EXPECT_EQ(slurp(spool.path("t1", StreamKind::Stdout)), "second\n");
 }
 
+TEST(Spool, AResumedWriterAppendsAndKeepsTheCountersAndTheCap) {
+  test::TempDir dir;
+  Spool spool(dir.path(), 10);
+  write_stdout(spool, "t1", "12345");
+  auto w = spool.resume_writer("t1", StreamKind::Stdout, 5, 5, false);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  ASSERT_TRUE((*w)->append("6789abc", 7).ok());
+  EXPECT_EQ((*w)->total_bytes(), 12u);
+  EXPECT_EQ((*w)->stored_bytes(), 10u);
+  EXPECT_TRUE((*w)->capped());
+  EXPECT_EQ(slurp(spool.path("t1", StreamKind::Stdout)), "123456789a" + truncation_marker(10));
+}
+
 TEST(Spool, FilesAreReadableOnlyByTheOwner) {
   test::TempDir dir;
   Spool spool(dir.path());

@@ -201,6 +201,29 @@ TEST(Server, RequestsBeforeInitializeAreRefused) {
   EXPECT_EQ(error_code(f.wire.reply(2)), kInvalidRequest);
 }
 
+// Restart in place: what one session agreed is taken over by a fresh one,
+// which then serves requests without a new initialize.
+TEST(Server, ARestoredSessionGoesOnWithoutInitialize) {
+  Fixture before;
+  before.session->handle(request(1, "logging/setLevel", {{"level", "debug"}}));
+  ASSERT_TRUE(before.wire.reply(1).contains("result"));
+  SessionState state = before.session->snapshot();
+  EXPECT_EQ(state.protocol_version, "2025-11-25");
+  EXPECT_TRUE(state.initialized);
+  EXPECT_TRUE(state.ready);
+  EXPECT_EQ(state.log_level, LogLevel::Debug);
+
+  Fixture after(false);
+  after.session->restore(state);
+  EXPECT_TRUE(after.session->initialized());
+  EXPECT_EQ(after.session->protocol_version(), "2025-11-25");
+  EXPECT_EQ(after.session->log_level(), LogLevel::Debug);
+  after.session->handle(request(2, "tools/list"));
+  EXPECT_TRUE(after.wire.wait_reply(2).contains("result"));
+  after.session->handle(request(3, "initialize", {{"protocolVersion", "2025-11-25"}}));
+  EXPECT_EQ(error_code(after.wire.reply(3)), kInvalidRequest) << "still initialized once";
+}
+
 TEST(Server, ToolsListReturnsTheProvidersTools) {
   Fixture f;
   f.session->handle(request(1, "tools/list", {{"cursor", "ignored"}}));

@@ -109,6 +109,25 @@ TEST_F(StreamableHttpTest, SessionsAreRequiredKnownAndEndWithDelete) {
   EXPECT_EQ(http.handle(post(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}}, id)).status, 404);
 }
 
+// Restart in place: the sessions of one endpoint are re-opened, same ids and
+// agreed state, in a fresh one (the next image), and go on without initialize.
+TEST_F(StreamableHttpTest, SnapshottedSessionsGoOnInAFreshEndpoint) {
+  std::string id = initialize();
+  EXPECT_TRUE(http.wait_idle(std::chrono::steady_clock::now() + 1s));
+  std::vector<HttpSessionState> saved = http.snapshot_sessions();
+  ASSERT_EQ(saved.size(), 1u);
+  EXPECT_EQ(saved[0].id, id);
+  EXPECT_EQ(saved[0].state.protocol_version, "2025-11-25");
+
+  StreamableHttp next(server, options());
+  next.restore_sessions(saved);
+  EXPECT_EQ(next.session_count(), 1u);
+  HttpResponse r = next.handle(post(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/list"}}, id));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["result"]["tools"][0]["name"], "quick");
+  EXPECT_EQ(next.handle(post(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}}, "other")).status, 404);
+}
+
 TEST_F(StreamableHttpTest, BadHeadersAndBodiesAreRefusedWithJsonErrors) {
   std::string id = initialize();
   HttpRequest r = post(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}}, id);

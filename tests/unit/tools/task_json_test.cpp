@@ -212,13 +212,37 @@ TEST(TaskJson, OrchestratorCountsEveryStatus) {
   EXPECT_EQ(j.at("tasks"), (json{{"queued", 0}, {"waiting", 0}, {"running", 2}, {"completed", 0},
                                  {"failed", 0}, {"cancelled", 0}}));
   EXPECT_EQ(j.at("version"), "1.2.3");
-  EXPECT_EQ(j.at("restarts"), (json{{"count", 0}, {"lastReason", ""}}));
+  EXPECT_EQ(j.at("restarts").at("count"), 0);
+  EXPECT_EQ(j.at("restarts").at("lastReason"), "");
+  EXPECT_FALSE(j.at("restarts").contains("lastAt"));
+  EXPECT_EQ(j.at("health").at("status"), "ok");
   EXPECT_EQ(j.at("startedAt"), "2026-11-23T21:00:00.000Z");
   EXPECT_FALSE(j.at("memory").contains("systemAvailableKb"));
   json schema = orchestrator_schema();
   for (const auto& key : schema.at("required")) {
     EXPECT_TRUE(j.contains(key.get<std::string>())) << key;
   }
+}
+
+TEST(TaskJson, OrchestratorShowsRestartsAndHealth) {
+  engine::EngineStats s;
+  s.restarts = {3, "health: rss: 600.0 MiB over the limit of 512.0 MiB", kSubmitted};
+  s.health.report.healthy = false;
+  s.health.report.reason = "rss: too big";
+  s.health.report.checks = {{"rss", false, "too big"}};
+  s.health.restart_limited = true;
+  s.health.restart_limit = 5;
+  s.health.restart_window_ms = 600'000;
+  s.health.recent_restarts = 5;
+  json j = orchestrator_to_json(s, "1.2.3");
+  EXPECT_EQ(j.at("restarts").at("count"), 3);
+  EXPECT_EQ(j.at("restarts").at("lastReason"), "health: rss: 600.0 MiB over the limit of 512.0 MiB");
+  EXPECT_EQ(j.at("restarts").at("lastAt"), "2026-11-23T21:00:00.000Z");
+  EXPECT_EQ(j.at("restarts").at("limited"), true);
+  EXPECT_EQ(j.at("restarts").at("windowSec"), 600);
+  EXPECT_EQ(j.at("health").at("status"), "degraded");
+  EXPECT_EQ(j.at("health").at("reason"), "rss: too big");
+  EXPECT_EQ(j.at("health").at("checks").at(0).at("ok"), false);
 }
 
 }  // namespace

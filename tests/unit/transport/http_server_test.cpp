@@ -254,5 +254,47 @@ TEST(HttpServerLoopback, KnowsLoopbackNames) {
   EXPECT_FALSE(is_loopback_host("192.168.1.5"));
 }
 
+// Restart in place: the listener is handed from one server to the next
+// without being closed. A connection made while neither serves waits in the
+// kernel's queue and is answered by the second.
+TEST(HttpServerRestart, AReleasedListenerIsAdoptedAndQueuedConnectionsAreServed) {
+  auto first = HttpServer::listen({});
+  ASSERT_TRUE(first) << first.error().message;
+  (*first)->route("GET", "/who", Access::Public, [](const HttpRequest&) { return HttpResponse::json(200, R"("first")"); });
+  (*first)->start();
+  const int port = (*first)->port();
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(20s);
+  ASSERT_EQ(c.Get("/who")->body, R"("first")");
+
+  ASSERT_TRUE((*first)->stop_accepting());
+  auto fd = (*first)->release_listener(std::chrono::steady_clock::now() + 5s);
+  ASSERT_TRUE(fd) << fd.error().message;
+  first->reset();
+
+  // Nobody accepts now; this request waits in the listen queue.
+  std::atomic<int> status{0};
+  std::string body;
+  std::thread queued([&] {
+    httplib::Client q("127.0.0.1", port);
+    q.set_read_timeout(20s);
+    auto r = q.Get("/who");
+    if (r) body = r->body;
+    status = r ? r->status : -1;
+  });
+  HttpServerOptions o;
+  o.adopt_fd = *fd;
+  auto second = HttpServer::listen(o);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ((*second)->port(), port);
+  (*second)->route("GET", "/who", Access::Public, [](const HttpRequest&) { return HttpResponse::json(200, R"("second")"); });
+  (*second)->start();
+  queued.join();
+  EXPECT_EQ(status.load(), 200);
+  EXPECT_EQ(body, R"("second")");
+  EXPECT_EQ(c.Get("/who")->body, R"("second")");
+  (*second)->stop();
+}
+
 }  // namespace
 }  // namespace orch::transport
