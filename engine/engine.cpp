@@ -87,6 +87,7 @@ struct RecoveryCounts {
   int adopted = 0;
   int ended = 0;
   int lost = 0;
+  std::vector<TaskId> recorded;  // ended as their keeper's status file says
 };
 
 }  // namespace
@@ -335,6 +336,7 @@ struct Engine::Impl {
       return outcome;
     }
     ++counts.ended;
+    counts.recorded.push_back(t.id);
     outcome.peak_rss_kb = recorded->peak_rss_kb;
     switch (recorded->kind) {
       case KeeperStatus::Kind::Exited: outcome.exit_code = recorded->value; break;
@@ -437,9 +439,18 @@ struct Engine::Impl {
       outcome.error = "its keeper stopped it when the previous server died (recovery.orphans is \"kill\")";
     }
     if (!info.error.empty()) spdlog::warn("task {}: {}", id, info.error);
-    std::lock_guard lock(mu);
-    persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
-    notify_locked();
+    {
+      std::lock_guard lock(mu);
+      persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
+      notify_locked();
+    }
+    forget_keeper_status(id);
+  }
+
+  // Once the store holds an attempt's end, its keeper's record of it must go:
+  // after a crash a stale file would be read as the end of the next attempt.
+  void forget_keeper_status(const TaskId& id) {
+    ::unlink((spool.dir() / id / kKeeperStatusFile).c_str());
   }
 };
 
@@ -481,6 +492,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
     RecoveryCounts counts;
     im.persist_locked(im.scheduler.restore_done(
         im.now_ms(), [&](const TaskRecord& t) { return im.settle_running(t, counts); }));
+    for (const TaskId& id : counts.recorded) im.forget_keeper_status(id);
     if (counts.adopted + counts.ended + counts.lost > 0) {
       spdlog::info("recovery: {} task(s) were running when the previous server stopped: {} still run and "
                    "were adopted, {} ended meanwhile, {} lost",

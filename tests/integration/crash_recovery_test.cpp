@@ -136,6 +136,17 @@ TEST_F(CrashRecovery, ATaskThatEndedWhileNoServerRanKeepsItsExitCode) {
   EXPECT_EQ(r.value("reason", ""), "exit_code") << r.dump();
   EXPECT_EQ(r.value("exitCode", -1), 3) << r.dump();
   EXPECT_EQ(r["stdout"].value("text", ""), "done\n");
+  // Recorded in the store, the keeper's note goes: after a later crash it
+  // would be taken for the end of the next attempt.
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(spool_file(id, "exit")); }, scaled(5s)));
+}
+
+TEST_F(CrashRecovery, AnEndRecordedInTheStoreLeavesNoStatusFileBehind) {
+  ServerProcess& server = server_on_state();
+  std::string id = server.submit({{"command", "exit 4"}, {"retry", {{"maxAttempts", 2}, {"backoff", "fixed"}, {"delayMs", 60000}}}});
+  ASSERT_TRUE(server.wait_task(id, [](const json& t) { return t.value("attempt", 0) == 1 && has_status(t, "waiting"); }));
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(spool_file(id, "exit")); }, scaled(5s)))
+      << "a retry waiting after a recorded failure must not find its predecessor's end";
 }
 
 TEST_F(CrashRecovery, AKilledTaskIsReportedByItsSignal) {
