@@ -299,6 +299,31 @@ export async function runToolChecks(client, fromServer, protocolErrors) {
   const stray = fromServer.filter(m => m.method === 'notifications/progress' &&
                                        !['string', 'number'].includes(typeof m.params?.progressToken));
   expect(stray.length === 0, 'wire: progress notification without a valid progressToken', stray);
-  expect(protocolErrors.length === 0, 'protocol errors seen by the SDK client', protocolErrors.join('\n'));
-  ok(`wire: ${fromServer.length} messages from the server, no protocol errors`);
+  // SDK v1 hands notifications to a microtask but responses to the caller at
+  // once, so a progress notification read in the same chunk as its response
+  // can be processed after it and reported as "unknown token"
+  // (typescript-sdk#2580). The wire order decides: only progress that really
+  // came after its response is a server fault.
+  const lateOnWire = [];
+  let sdkRaces = 0;
+  const errors = protocolErrors.filter(e => {
+    const m = /^Received a progress notification for an unknown token: (.*)$/s.exec(e);
+    if (!m) return true;
+    let note;
+    try { note = JSON.parse(m[1]); } catch { return true; }
+    const token = note.params?.progressToken;
+    const at = fromServer.findIndex(x => x.method === 'notifications/progress' &&
+                                         isDeepStrictEqual(x.params, note.params));
+    const answered = fromServer.findIndex(x => x.id === token && ('result' in x || 'error' in x));
+    if (at >= 0 && answered >= 0 && at < answered) {
+      sdkRaces++;
+      return false;
+    }
+    lateOnWire.push(e);
+    return true;
+  });
+  expect(lateOnWire.length === 0, 'wire: progress sent after its request was answered', lateOnWire.join('\n'));
+  expect(errors.length === 0, 'protocol errors seen by the SDK client', errors.join('\n'));
+  ok(`wire: ${fromServer.length} messages from the server, no protocol errors` +
+     (sdkRaces ? ` (${sdkRaces} progress notification(s) sent before their response but processed after it by the SDK)` : ''));
 }
