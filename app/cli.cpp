@@ -20,7 +20,7 @@ const char* kFooter =
     "Register with an editor (prints the entry; --write merges it into the editor's config):\n"
     "  mcp-orchestrator install claude-code|cursor|vscode|claude-desktop [--scope user|project] [--http] [--write]\n"
     "A running HTTP server (--http) is also driven from the shell:\n"
-    "  mcp-orchestrator submit|status|result|cancel|list|logs ...   (each with --help)\n";
+    "  mcp-orchestrator submit|status|result|cancel|list|logs|restart ...   (each with --help)\n";
 
 }  // namespace
 

@@ -33,6 +33,21 @@ TEST(Config, RefusesAWrongTypeNamingTheFileAndThePath) {
   EXPECT_EQ(c.max_concurrent, Config{}.max_concurrent) << "nothing applied from a bad file";
 }
 
+TEST(Config, RecoveryOrphansIsAdoptOrKillAndNothingElse) {
+  Config c;
+  EXPECT_TRUE(c.adopt_orphans) << "adopting is the default";
+  ASSERT_TRUE(parse_config_text(R"({"recovery":{"orphans":"kill"}})", "f", c).ok());
+  EXPECT_FALSE(c.adopt_orphans);
+  for (const char* bad : {R"({"recovery":{"orphans":"keep"}})", R"({"recovery":{"orphans":true}})",
+                          R"({"recovery":{"orfans":"kill"}})", R"({"recovery":"adopt"})"}) {
+    Config d;
+    auto st = parse_config_text(bad, "f", d);
+    ASSERT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.error().message.find("recovery"), std::string::npos) << st.error().message;
+    EXPECT_TRUE(d.adopt_orphans) << "nothing applied from a bad file";
+  }
+}
+
 TEST(Config, RefusesUnknownKeysOutOfRangeValuesAndBadJson) {
   Config c;
   EXPECT_FALSE(parse_config_text(R"({"limitz":{}})", "f", c).ok());

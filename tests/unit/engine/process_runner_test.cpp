@@ -585,6 +585,20 @@ TEST(ProcessRunner, DestructionKillsAndReapsWithoutReporting) {
   EXPECT_EQ(recorder.exit_count(), 0u);
 }
 
+TEST(ProcessRunnerKeeper, AKeeperThatEndsWithoutReportingIsAnErrorNotARun) {
+  test::TempDir dir;
+  Spool spool(dir.path() / "spool");
+  ProcessRunner::Options options;
+  options.keeper_path = "/bin/true";  // exits at once, never writes the report
+  ProcessRunner runner(spool, options);
+  Recorder recorder;
+  auto pid = runner.start(shell("echo never"), recorder.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.error().message.find("ended before starting the task"), std::string::npos) << pid.error().message;
+  EXPECT_EQ(runner.running(), 0u);
+  EXPECT_EQ(recorder.exit_count(), 0u);
+}
+
 TEST_F(ProcessRunnerTest, AdoptingAPidThatIsNoTasksKeeperIsRefused) {
   pid_t pid = start(shell("sleep 300", "t2"));
   auto adopted = runner_.adopt_orphan(pid, "t1", recorder_.callbacks());
