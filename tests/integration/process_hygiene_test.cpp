@@ -24,6 +24,14 @@ class ProcessHygiene : public IntegrationTest {
     pid_t grandchild = 0;  // the background sleep
   };
 
+  // The pid reaches the store a moment after the process starts, so output
+  // can be seen first.
+  static pid_t wait_for_pid(ServerProcess& server, const std::string& id) {
+    pid_t pid = 0;
+    wait_until([&] { return (pid = server.task(id).value("pid", 0)) > 0; }, scaled(10s), 10ms);
+    return pid;
+  }
+
   // Submits kGrandchildTask and waits until its grandchild's pid is printed.
   Running start_grandchild_task(ServerProcess& server, json extra = json::object()) {
     Running r;
@@ -41,9 +49,8 @@ class ProcessHygiene : public IntegrationTest {
         },
         scaled(10s), 10ms);
     EXPECT_TRUE(printed) << "the task never printed its grandchild's pid";
-    json task = server.task(r.id);
-    r.leader = task.value("pid", 0);
-    EXPECT_GT(r.leader, 0) << "a running task reports its pid: " << task.dump();
+    r.leader = wait_for_pid(server, r.id);
+    EXPECT_GT(r.leader, 0) << "a running task reports its pid: " << server.task(r.id).dump();
     EXPECT_TRUE(process_alive(r.grandchild));
     // Should the product leave them, the test still cleans up after itself.
     kill_group_at_teardown(r.leader);
@@ -95,7 +102,7 @@ TEST_F(ProcessHygiene, NothingIsLeftWhenATaskIgnoresSigterm) {
         return true;
       },
       scaled(10s), 10ms));
-  r.leader = server.task(r.id).value("pid", 0);
+  r.leader = wait_for_pid(server, r.id);
   ASSERT_GT(r.leader, 0);
   kill_group_at_teardown(r.leader);
   structured(server.call_tool("cancelTask", {{"taskId", r.id}}));
