@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
+
 extern char** environ;
 
 namespace orch::app::restart {
@@ -95,7 +97,7 @@ std::string encode(const HandOver& h) {
          {"processes", std::move(processes)},
          {"lifeline", {{"read", h.lifeline.read_fd}, {"write", h.lifeline.write_fd}}}};
   // Replace, not throw: a reason could carry bytes from a config path.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(j);
 }
 
 Result<HandOver> decode(std::string_view text) {

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "common/json_text.h"
+
 namespace orch::mcp {
 namespace {
 
@@ -165,7 +167,7 @@ json notification_message(std::string_view method, json params) {
 }
 
 std::string serialize(const json& message) {
-  return message.dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(message);
 }
 
 }  // namespace orch::mcp

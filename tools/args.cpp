@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/json_text.h"
+
 namespace orch::tools {
 
 namespace {
@@ -15,7 +17,7 @@ constexpr std::size_t kQuoteMax = 60;
 
 std::string quote(std::string_view s) {
   std::string shown(s.substr(0, kQuoteMax));
-  std::string out = json(shown).dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out = json_text(json(shown));
   if (s.size() > kQuoteMax) out.insert(out.size() - 1, "…");
   return out;
 }

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
+
 #include "engine/engine.h"
 #include "engine/spool.h"
 #include "engine/task.h"
@@ -51,6 +53,6 @@ json health_to_json(const engine::HealthView& view);
 // Bytes as UTF-8 text: every invalid or cut-off sequence becomes U+FFFD (one
 // per maximal ill-formed subpart, as Unicode recommends), so a window that
 // splits a character or a binary stream still yields valid JSON text.
-std::string sanitize_utf8(std::string_view bytes);
+using orch::sanitize_utf8;
 
 }  // namespace orch::tools

@@ -1,5 +1,6 @@
 #include "tools/tool.h"
 
+#include "common/json_text.h"
 #include "engine/engine.h"
 #include "engine/task.h"
 
@@ -17,8 +18,8 @@ json Tool::descriptor() const {
 json success_result(json structured) {
   // Text content carries the same JSON for clients that ignore
   // structuredContent (MCP-NOTES §7). Strings were sanitised upstream;
-  // `replace` only guards against a bug turning into a thrown exception.
-  std::string text = structured.dump(-1, ' ', false, json::error_handler_t::replace);
+  // json_text replaces any invalid UTF-8 a bug lets through instead of throwing.
+  std::string text = json_text(structured);
   return {{"content", json::array({{{"type", "text"}, {"text", std::move(text)}}})},
           {"structuredContent", std::move(structured)}};
 }
@@ -53,8 +54,7 @@ json error_result(const Error& error) {
 
 std::string unknown_task_message(std::string_view id) {
   // The id as JSON shows control characters escaped; drop the JSON quotes.
-  std::string quoted = json(std::string(id.substr(0, 60)))
-                           .dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string quoted = json_text(json(std::string(id.substr(0, 60))));
   std::string msg = "unknown task id '";
   msg.append(quoted, 1, quoted.size() - 2);
   msg += "'";

@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
 #include "common/random.h"
 #include "common/unique_fd.h"
 #include "transport/http_thread_pool.h"
@@ -117,7 +118,7 @@ class SocketServer final : public httplib::Server {
 
 std::string error_body(std::string_view message, int code) {
   nlohmann::json body{{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", {{"code", code}, {"message", message}}}};
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return json_text(body);
 }
 
 std::string status_message(int status) {
