@@ -9,8 +9,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cassert>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -139,17 +142,47 @@ void Poller::wake() {
   }
 }
 
-std::int64_t current_rss_kb() { return read_kib_field("/proc/self/status", "VmRSS"); }
-
-std::int64_t peak_rss_kb() {
-  std::int64_t kb = read_kib_field("/proc/self/status", "VmHWM");
-  if (kb >= 0) return kb;
-  // /proc may be missing in a sandbox; ru_maxrss is the same high-water mark.
-  rusage usage{};
-  if (::getrusage(RUSAGE_SELF, &usage) != 0) return -1;
-  return usage.ru_maxrss;
+// getStatus asks for these on every call, so each is the cheapest source the
+// kernel has: /proc/self/status formats some 60 lines (≈20 µs), statm one.
+std::int64_t current_rss_kb() {
+  UniqueFd fd(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+  if (fd) {
+    std::array<char, 128> buf;
+    ssize_t n;
+    while ((n = ::read(fd.get(), buf.data(), buf.size() - 1)) < 0 && errno == EINTR) {
+    }
+    if (n > 0) {
+      buf[static_cast<std::size_t>(n)] = '\0';
+      unsigned long long size_pages = 0, resident_pages = 0;  // "size resident shared ..."
+      if (std::sscanf(buf.data(), "%llu %llu", &size_pages, &resident_pages) == 2) {
+        return static_cast<std::int64_t>(resident_pages) * (::sysconf(_SC_PAGESIZE) / 1024);
+      }
+    }
+  }
+  return read_kib_field("/proc/self/status", "VmRSS");
 }
 
-std::int64_t mem_available_kb() { return read_kib_field("/proc/meminfo", "MemAvailable"); }
+std::int64_t peak_rss_kb() {
+  // ru_maxrss is the kernel's high-water mark, the same figure as VmHWM. The
+  // kernel's RSS counters are per-CPU approximations, so a mark taken a moment
+  // ago can read below the RSS now; a peak is never below the current figure.
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) == 0) return std::max<std::int64_t>(usage.ru_maxrss, current_rss_kb());
+  return read_kib_field("/proc/self/status", "VmHWM");
+}
+
+std::int64_t mem_available_kb() {
+  // /proc/meminfo costs tens of µs to format. A system-wide figure a fraction
+  // of a second old is still true enough for getStatus and admission.
+  using namespace std::chrono;
+  static std::atomic<std::int64_t> cached_kb{-1};
+  static std::atomic<std::int64_t> cached_at_ms{0};
+  const std::int64_t now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+  if (cached_kb.load() >= 0 && now - cached_at_ms.load() < 200) return cached_kb.load();
+  const std::int64_t kb = read_kib_field("/proc/meminfo", "MemAvailable");
+  cached_kb.store(kb);
+  cached_at_ms.store(now);
+  return kb;
+}
 
 }  // namespace orch::engine::platform

@@ -72,14 +72,16 @@ class Poller {
 
 // --- Memory (KiB; -1 when the system does not say) ---
 
-// This process's resident set. Linux: VmRSS in /proc/self/status. macOS:
+// This process's resident set. Linux: /proc/self/statm (VmRSS in
+// /proc/self/status as the fallback). macOS:
 // task_info(MACH_TASK_BASIC_INFO).resident_size.
 std::int64_t current_rss_kb();
-// This process's peak resident set. Linux: VmHWM in /proc/self/status.
-// macOS: getrusage(RUSAGE_SELF).ru_maxrss (bytes there, KiB here).
+// This process's peak resident set: getrusage(RUSAGE_SELF).ru_maxrss (KiB on
+// Linux, bytes on macOS); Linux falls back to VmHWM in /proc/self/status.
 std::int64_t peak_rss_kb();
-// Memory the system can give out without swapping. Linux: MemAvailable in
-// /proc/meminfo. macOS: host_statistics64(HOST_VM_INFO64) free + inactive pages.
+// Memory the system can give out without swapping, at most 200 ms old.
+// Linux: MemAvailable in /proc/meminfo. macOS: host_statistics64(HOST_VM_INFO64)
+// free + inactive pages.
 std::int64_t mem_available_kb();
 
 }  // namespace orch::engine::platform

@@ -9,6 +9,8 @@
 
 #include <array>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -37,6 +39,19 @@ TEST(Platform, ReportsThisProcesssResidentMemory) {
   EXPECT_GT(rss, 0);
   // The high-water mark never falls, so a later peak covers an earlier RSS.
   EXPECT_GE(peak, rss);
+}
+
+TEST(Platform, ResidentMemoryAgreesWithProcSelfStatus) {
+  std::ifstream status("/proc/self/status");
+  std::int64_t vm_rss = -1, vm_hwm = -1;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) vm_rss = std::stoll(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0) vm_hwm = std::stoll(line.substr(6));
+  }
+  ASSERT_GT(vm_rss, 0);
+  // Read a moment apart, so allow the few pages the test itself touches between.
+  EXPECT_NEAR(static_cast<double>(current_rss_kb()), static_cast<double>(vm_rss), 1024.0);
+  EXPECT_NEAR(static_cast<double>(peak_rss_kb()), static_cast<double>(vm_hwm), 1024.0);
 }
 
 TEST(Platform, PeakRssRisesWhenMemoryIsTouched) {
