@@ -14,19 +14,9 @@ import tempfile
 import threading
 import time
 
-from mcp_stdio import Server
+from mcp_stdio import Server, percentiles
 
 N = 2000
-
-
-def percentiles(fn, n):
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1e6)
-    samples.sort()
-    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
 
 
 class HttpSession:
@@ -68,23 +58,32 @@ class HttpSession:
         return json.loads(body)["result"]
 
 
+def start_http_server(binary, state):
+    """Starts the binary on a free loopback port; returns (process, host,
+    port, token) once it has written its endpoint file."""
+    proc = subprocess.Popen([binary, "--http", "127.0.0.1:0", "--state-dir", state],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = os.path.join(state, "http.json")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(endpoint):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"{binary} wrote no {endpoint}")
+        time.sleep(0.02)  # polling for the file, with a deadline
+    url = json.load(open(endpoint))["url"]
+    token = open(os.path.join(state, "http-token")).read().strip()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return proc, host, int(port), token
+
+
 def main():
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory() as state:
         stdio = Server(binary, ["--state-dir", os.path.join(state, "stdio")])
         stdio.initialize()
-        http_dir = os.path.join(state, "http")
-        proc = subprocess.Popen([binary, "--http", "127.0.0.1:0", "--state-dir", http_dir],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc, host, port, token = start_http_server(binary, os.path.join(state, "http"))
         try:
-            endpoint = os.path.join(http_dir, "http.json")
-            deadline = time.monotonic() + 10
-            while not os.path.exists(endpoint) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            url = json.load(open(endpoint))["url"]
-            token = open(os.path.join(http_dir, "http-token")).read().strip()
-            host, port = url.removeprefix("http://").rsplit(":", 1)
-            s = HttpSession(host, int(port), token)
+            s = HttpSession(host, port, token)
             rows = []
             for name, over_http, over_stdio in [
                 ("ping", lambda: s.request("ping"), lambda: stdio.request("ping")),
@@ -98,7 +97,7 @@ def main():
             task_id = task["structuredContent"]["taskId"]
             polls = []
             for _ in range(64):
-                p = HttpSession(host, int(port), token)
+                p = HttpSession(host, port, token)
                 t = threading.Thread(target=p.request, args=(
                     "tools/call", {"name": "getResult", "arguments": {"taskId": task_id, "waitSec": 50}}))
                 t.start()

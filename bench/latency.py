@@ -4,19 +4,8 @@ submitTask of `true`, p50/p99 in microseconds (client overhead included).
 Usage: latency.py BINARY"""
 import sys
 import tempfile
-import time
 
-from mcp_stdio import Server
-
-
-def percentiles(fn, n):
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1e6)
-    samples.sort()
-    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+from mcp_stdio import Server, percentiles
 
 
 def main():

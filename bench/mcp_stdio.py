@@ -28,7 +28,8 @@ class Server:
                 if box is not None:
                     box.put(msg)
 
-    def request(self, method, params=None, timeout=60):
+    def send(self, method, params=None):
+        """Sends a request without waiting; pass what it returns to reply()."""
         with self._lock:
             self._next_id += 1
             rid = self._next_id
@@ -38,10 +39,17 @@ class Server:
         if params is not None:
             msg["params"] = params
         self._write(msg)
+        return method, box
+
+    def reply(self, sent, timeout=60):
+        method, box = sent
         reply = box.get(timeout=timeout)
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
+
+    def request(self, method, params=None, timeout=60):
+        return self.reply(self.send(method, params), timeout)
 
     def notify(self, method, params=None):
         msg = {"jsonrpc": "2.0", "method": method}
@@ -88,6 +96,29 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+def percentiles(fn, n):
+    """p50 and p99 of n calls of fn, in microseconds."""
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1e6)
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+
+
+def wait_idle(server, timeout=600):
+    """Polls getStatus {} until nothing is queued, waiting or running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        o = server.call("getStatus", {})["orchestrator"]
+        if o["queueDepth"] == 0 and o["running"] == 0:
+            return o
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server did not become idle")
+        time.sleep(0.005)  # polling interval of a benchmark client
 
 
 def wait_all(server, ids, timeout=120):

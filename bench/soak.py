@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from mcp_stdio import Server
+from mcp_stdio import Server, wait_idle
 
 BATCH = 500
 
@@ -54,11 +54,7 @@ def main():
             n = min(BATCH, total - done)
             for _ in range(n):
                 server.call("submitTask", {"argv": ["true"]})
-            while True:
-                o = server.call("getStatus", {})["orchestrator"]
-                if o["queueDepth"] == 0 and o["running"] == 0:
-                    break
-                time.sleep(0.02)  # polling interval of a benchmark client
+            o = wait_idle(server)
             done += n
             if done % report == 0 or done == total:
                 st = server.proc_status()
