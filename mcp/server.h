@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mcp/dispatcher.h"
+#include "mcp/task_provider.h"
 #include "mcp/tool_provider.h"
 #include "transport/connection.h"
 
@@ -58,6 +59,12 @@ struct ServerInfo {
 
 class Session;
 
+// Who a session's client is, as far as tasks are concerned (MCP-NOTES §9a):
+// tasks are bound to the auth context that created them.
+struct SessionOptions {
+  std::string auth_context = "stdio";
+};
+
 // What a session has agreed with its client, carried across a restart in
 // place so the client need not initialize again.
 struct SessionState {
@@ -67,28 +74,35 @@ struct SessionState {
   LogLevel log_level = LogLevel::Warning;
 };
 
-// Immutable after construction; thread-safe. Must outlive its sessions; the
-// tool provider and the executor must outlive the server.
+// Configured before the first session opens, then immutable; thread-safe.
+// Must outlive its sessions; the providers and the executor must outlive the
+// server.
 class Server {
  public:
   Server(ServerInfo info, ToolProvider& tools, Executor executor);
 
+  // Native tasks (capabilities.tasks, 2025-11-25 sessions only). Without a
+  // provider params.task is ignored and no tasks/* method exists.
+  void serve_tasks(TaskProvider& tasks) { tasks_ = &tasks; }
+
   const ServerInfo& info() const { return info_; }
   ToolProvider& tools() const { return tools_; }
+  TaskProvider* tasks() const { return tasks_; }
   const Executor& executor() const { return executor_; }
 
-  std::unique_ptr<Session> open_session(transport::MessageSink sink);
+  std::unique_ptr<Session> open_session(transport::MessageSink sink, SessionOptions options = {});
 
  private:
   const ServerInfo info_;
   ToolProvider& tools_;
+  TaskProvider* tasks_ = nullptr;
   const Executor executor_;
 };
 
 class Session {
  public:
   // `sink` must be thread-safe and usable until close() has returned.
-  Session(Server& server, transport::MessageSink sink);
+  Session(Server& server, transport::MessageSink sink, SessionOptions options = {});
   // Calls close().
   ~Session();
   Session(const Session&) = delete;
@@ -124,13 +138,21 @@ class Session {
  private:
   enum class State { New, Initialized, Ready };
 
+  class Outlet;
+
   std::optional<RpcFault> admit(const std::string& method) const;
+  bool tasks_negotiated() const;
+  // A tools/call carrying params.task: a CreateTaskResult (MCP-NOTES §9a).
+  void call_tool_as_task(const std::string& tool, const nlohmann::json& arguments,
+                         const nlohmann::json& task, Responder responder);
   void initialize(const nlohmann::json& params, Responder responder);
   void set_log_level(const nlohmann::json& params, Responder responder);
   void list_tools(Responder responder);
   void call_tool(const nlohmann::json& params, Responder responder);
 
   Server& server_;
+  const SessionOptions options_;
+  std::shared_ptr<Outlet> outlet_;  // co-owned by task listeners; closed with the session
   std::atomic<State> state_{State::New};
   std::atomic<LogLevel> log_level_{LogLevel::Warning};
   mutable std::mutex mu_;

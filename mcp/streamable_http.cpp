@@ -167,10 +167,15 @@ struct StreamableHttp::Impl {
     auto s = std::make_shared<HttpSession>();
     s->id = std::move(id);
     std::weak_ptr<HttpSession> weak = s;
-    s->session = server.open_session([weak](std::string_view text) {
-      auto alive = weak.lock();
-      return alive && alive->route(text);
-    });
+    SessionOptions session_options;
+    session_options.auth_context =
+        options.auth_context.empty() ? "http-session:" + s->id : options.auth_context;
+    s->session = server.open_session(
+        [weak](std::string_view text) {
+          auto alive = weak.lock();
+          return alive && alive->route(text);
+        },
+        std::move(session_options));
     return s;
   }
 
