@@ -23,6 +23,7 @@
 #include "engine/health.h"
 #include "engine/worker_pool.h"
 #include "mcp/server.h"
+#include "tools/native_tasks.h"
 #include "tools/tool_registry.h"
 #include "transport/stdio_transport.h"
 
@@ -155,6 +156,7 @@ struct App::Impl {
   std::vector<char> held_memory;            // ORCH_DEBUG_HOLD_MB
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<tools::ToolRegistry> tools;
+  std::unique_ptr<tools::NativeTasks> native_tasks;  // before server: sessions hold it by reference
   std::unique_ptr<mcp::Server> server;
 };
 
@@ -189,7 +191,9 @@ Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit)
   mcp::Executor executor = [&pool](std::function<void()> job) {
     return pool.post([job = std::move(job)](std::stop_token) { job(); });
   };
+  impl->native_tasks = std::make_unique<tools::NativeTasks>(*impl->engine, *impl->tools);
   impl->server = std::make_unique<mcp::Server>(std::move(info), *impl->tools, std::move(executor));
+  impl->server->serve_tasks(*impl->native_tasks);
   if (impl->config.has_profiles) {
     spdlog::warn("the config's \"profiles\" section is not used by this version");
   }
@@ -455,6 +459,7 @@ int App::run() {
   if (!reason.empty()) {
     int rc = restart_in_place(reason, im.config, engine, monitor, http.get(), stdio_on ? &stdio : nullptr,
                               session.get(), out_fd);
+    im.native_tasks.reset();  // its watcher reads the engine
     im.engine.reset();  // after a hand-over it stops nothing
     if (out_fd >= 0) ::close(out_fd);
     spdlog::shutdown();

@@ -131,7 +131,7 @@ TEST_F(StdioLifecycle, LoggingSetLevel) {
   EXPECT_EQ(error_code(wrong_type), -32602) << wrong_type.dump();
 }
 
-TEST_F(StdioLifecycle, ToolsListHasTheFiveToolsFullyDescribed) {
+TEST_F(StdioLifecycle, ToolsListHasTheSixToolsFullyDescribed) {
   ServerProcess& server = start_server();
   server.initialize();
   json response = server.request("tools/list");
@@ -162,7 +162,7 @@ TEST_F(StdioLifecycle, ToolsListHasTheFiveToolsFullyDescribed) {
     }
   }
   EXPECT_EQ(names,
-            (std::set<std::string>{"submitTask", "getStatus", "getResult", "cancelTask", "listTasks"}));
+            (std::set<std::string>{"submitTask", "getStatus", "getResult", "cancelTask", "listTasks", "runTask"}));
   for (const json& tool : tools) {
     if (tool.value("name", "") == "cancelTask") {
       EXPECT_EQ(tool["annotations"].value("destructiveHint", false), true);
