@@ -63,39 +63,31 @@ std::string_view negotiate_protocol_version(std::string_view requested) {
 Server::Server(ServerInfo info, ToolProvider& tools, Executor executor)
     : info_(std::move(info)), tools_(tools), executor_(std::move(executor)) {}
 
+Server::~Server() {
+  if (resources_) resources_->on_updated({});
+}
+
+void Server::serve_resources(ResourceProvider& resources) {
+  resources_ = &resources;
+  resources.on_updated([this](const std::string& uri) { subscriptions_.updated(uri); });
+}
+
 std::unique_ptr<Session> Server::open_session(transport::MessageSink sink, SessionOptions options) {
   return std::make_unique<Session>(*this, std::move(sink), std::move(options));
 }
 
 // --- Session -----------------------------------------------------------------
 
-// Notifications that outlive the request that caused them (a task's status
-// changes) go through here: task listeners co-own it, and once the session
-// closes they send nothing, even if the transport under it is gone. Sending
-// under the lock is what makes that true; a send is one sink call.
-class Session::Outlet {
- public:
-  explicit Outlet(Dispatcher& dispatcher) : dispatcher_(&dispatcher) {}
-  bool send(const json& message) {
-    std::lock_guard lock(mu_);
-    return dispatcher_ != nullptr && dispatcher_->send(message);
-  }
-  void close() {
-    std::lock_guard lock(mu_);
-    dispatcher_ = nullptr;
-  }
-
- private:
-  std::mutex mu_;
-  Dispatcher* dispatcher_;  // guarded by mu_; null once closed
-};
-
 Session::Session(Server& server, transport::MessageSink sink, SessionOptions options)
     : server_(server), options_(std::move(options)), dispatcher_(std::move(sink), server.executor()) {
-  outlet_ = std::make_shared<Outlet>(dispatcher_);
+  outlet_ = std::make_shared<NotificationOutlet>(dispatcher_);
   if (TaskProvider* tasks = server_.tasks()) {
     register_legacy_task_methods(dispatcher_, *tasks, options_.auth_context);
   }
+  if (ResourceProvider* resources = server_.resources()) {
+    register_resource_methods(dispatcher_, *resources, server_.subscriptions(), outlet_);
+  }
+  if (PromptProvider* prompts = server_.prompts()) register_prompt_methods(dispatcher_, *prompts);
   dispatcher_.set_admission([this](const std::string& method) { return admit(method); });
 
   // initialize runs inline so the next message already sees its state.
@@ -222,6 +214,8 @@ void Session::initialize(const json& params, Responder responder) {
   if (!info.title.empty()) server_info["title"] = info.title;
   // Only what we implement (§3a): no list_changed notifications, logging yes.
   json capabilities{{"tools", {{"listChanged", false}}}, {"logging", json::object()}};
+  if (server_.resources()) capabilities["resources"] = {{"subscribe", true}, {"listChanged", false}};
+  if (server_.prompts()) capabilities["prompts"] = {{"listChanged", false}};
   if (server_.tasks() && version == "2025-11-25") {
     capabilities["tasks"] = {{"list", json::object()},
                              {"cancel", json::object()},
@@ -334,7 +328,7 @@ void Session::call_tool_as_task(const std::string& tool, const json& arguments, 
     }
     ttl = t->get<std::int64_t>();
   }
-  std::weak_ptr<Outlet> outlet = outlet_;
+  std::weak_ptr<NotificationOutlet> outlet = outlet_;
   NativeTaskListener listener = [outlet](const NativeTask& changed) {
     // notifications/tasks/status carries the full Task and no related-task _meta (§9a).
     if (auto o = outlet.lock()) o->send(notification_message("notifications/tasks/status", legacy_task_json(changed)));

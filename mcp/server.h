@@ -30,6 +30,9 @@
 #include <nlohmann/json.hpp>
 
 #include "mcp/dispatcher.h"
+#include "mcp/outlet.h"
+#include "mcp/resource_provider.h"
+#include "mcp/resources_api.h"
 #include "mcp/task_provider.h"
 #include "mcp/tool_provider.h"
 #include "transport/connection.h"
@@ -80,14 +83,25 @@ struct SessionState {
 class Server {
  public:
   Server(ServerInfo info, ToolProvider& tools, Executor executor);
+  // Detaches from the resource provider's updates.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   // Native tasks (capabilities.tasks, 2025-11-25 sessions only). Without a
   // provider params.task is ignored and no tasks/* method exists.
   void serve_tasks(TaskProvider& tasks) { tasks_ = &tasks; }
+  // Resources (with subscriptions) and prompts; without a provider the
+  // capability is not declared and the methods do not exist.
+  void serve_resources(ResourceProvider& resources);
+  void serve_prompts(PromptProvider& prompts) { prompts_ = &prompts; }
 
   const ServerInfo& info() const { return info_; }
   ToolProvider& tools() const { return tools_; }
   TaskProvider* tasks() const { return tasks_; }
+  ResourceProvider* resources() const { return resources_; }
+  PromptProvider* prompts() const { return prompts_; }
+  ResourceSubscriptions& subscriptions() { return subscriptions_; }
   const Executor& executor() const { return executor_; }
 
   std::unique_ptr<Session> open_session(transport::MessageSink sink, SessionOptions options = {});
@@ -96,6 +110,9 @@ class Server {
   const ServerInfo info_;
   ToolProvider& tools_;
   TaskProvider* tasks_ = nullptr;
+  ResourceProvider* resources_ = nullptr;
+  PromptProvider* prompts_ = nullptr;
+  ResourceSubscriptions subscriptions_;
   const Executor executor_;
 };
 
@@ -138,8 +155,6 @@ class Session {
  private:
   enum class State { New, Initialized, Ready };
 
-  class Outlet;
-
   std::optional<RpcFault> admit(const std::string& method) const;
   bool tasks_negotiated() const;
   // A tools/call carrying params.task: a CreateTaskResult (MCP-NOTES §9a).
@@ -152,7 +167,7 @@ class Session {
 
   Server& server_;
   const SessionOptions options_;
-  std::shared_ptr<Outlet> outlet_;  // co-owned by task listeners; closed with the session
+  std::shared_ptr<NotificationOutlet> outlet_;  // co-owned by listeners; closed with the session
   std::atomic<State> state_{State::New};
   std::atomic<LogLevel> log_level_{LogLevel::Warning};
   mutable std::mutex mu_;
