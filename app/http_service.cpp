@@ -189,6 +189,10 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
 
 void HttpService::close_sessions() { impl_->mcp->close_all(); }
 
+void HttpService::log(mcp::LogLevel level, std::string_view logger, const json& data) {
+  impl_->mcp->log(level, logger, data);
+}
+
 void HttpService::stop() {
   if (impl_->stopped.exchange(true)) return;
   impl_->mcp->close_all();

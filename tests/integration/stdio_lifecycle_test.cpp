@@ -44,8 +44,14 @@ TEST_F(StdioLifecycle, InitializeResultDeclaresToolsLoggingServerInfoAndInstruct
   ASSERT_TRUE(result.contains("capabilities"));
   EXPECT_TRUE(result["capabilities"].contains("tools"));
   EXPECT_TRUE(result["capabilities"].contains("logging"));
-  // Only what is implemented may be declared (MCP-NOTES §3a).
-  EXPECT_FALSE(result["capabilities"].contains("prompts"));
+  // Only what is implemented may be declared (MCP-NOTES §3a): no completions,
+  // and no list_changed notifications.
+  EXPECT_TRUE(result["capabilities"].contains("prompts"));
+  EXPECT_TRUE(result["capabilities"].contains("resources"));
+  EXPECT_TRUE(result["capabilities"].contains("tasks"));
+  EXPECT_FALSE(result["capabilities"].contains("completions"));
+  EXPECT_EQ(result["capabilities"]["resources"], (json{{"subscribe", true}, {"listChanged", false}}));
+  EXPECT_EQ(result["capabilities"]["prompts"], (json{{"listChanged", false}}));
   ASSERT_TRUE(result.contains("serverInfo"));
   EXPECT_EQ(result["serverInfo"].value("name", ""), "mcp-orchestrator");
   EXPECT_FALSE(result["serverInfo"].value("version", "").empty());
