@@ -7,10 +7,11 @@
 #   tests/clients/conformance_check.sh <binary> <state-dir>
 #
 # Runs every scenario: the stable release's active suite, and the 0.2.0
-# prerelease with --requirements 2025-11-25 (exactly what that revision
-# requires). Both use conformance-baseline.yaml, which lists only scenarios
-# that call the suite's own test_* fixtures, each with the reason; any other
-# failure, or a listed scenario that passes, fails the check. Needs Node >= 22
+# prerelease with --requirements 2025-11-25 and --requirements 2026-07-28
+# (exactly what each revision requires). Each run uses a baseline
+# (conformance-baseline.yaml, conformance-baseline-2026-07-28.yaml) that lists
+# only scenarios calling the suite's own test_* fixtures, each with the
+# reason; any other failure, or a listed scenario that passes, fails the check. Needs Node >= 22
 # first on PATH and `npm ci` done in tests/clients.
 set -euo pipefail
 
@@ -52,12 +53,12 @@ url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1
 echo "server: $url"
 
 failed=0
-baseline="$here/conformance-baseline.yaml"
-# run <label> <index.js> <args...>: one suite run, its output kept for failures;
-# prints the suite's totals and the scenarios the baseline expected to fail.
+# run <label> <baseline> <index.js> <args...>: one suite run, its output kept
+# for failures; prints the suite's totals and the scenarios the baseline
+# expected to fail.
 run() {
-  local label="$1" tool="$2"
-  shift 2
+  local label="$1" baseline="$here/$2" tool="$3"
+  shift 3
   local out="$work/run$((++runs)).out"
   if timeout -k 5 300 node "$tool" server --url "$url" "$@" --expected-failures "$baseline" </dev/null >"$out" 2>&1; then
     local total expected
@@ -73,9 +74,12 @@ run() {
 }
 runs=0
 
-run "conformance $(node "$stable" --version 2>/dev/null || echo stable) active suite" "$stable" --suite active
-run "conformance $(node "$alpha" --version 2>/dev/null || echo next) --requirements 2025-11-25" "$alpha" \
-  --requirements 2025-11-25
+stable_version="$(node "$stable" --version 2>/dev/null || echo stable)"
+alpha_version="$(node "$alpha" --version 2>/dev/null || echo next)"
+run "conformance $stable_version active suite" conformance-baseline.yaml "$stable" --suite active
+run "conformance $alpha_version --requirements 2025-11-25" conformance-baseline.yaml "$alpha" --requirements 2025-11-25
+run "conformance $alpha_version --requirements 2026-07-28" conformance-baseline-2026-07-28.yaml "$alpha" \
+  --requirements 2026-07-28
 
 kill -TERM "$server_pid"
 if ! wait "$server_pid"; then
