@@ -206,6 +206,25 @@ last_out="$work/$n.out" last_err="$work/$n.err" last_rc=0
 timeout -k 5 60 "$inspector" --cli "$url" --header "Authorization: Bearer $token" --method tools/call \
   --tool-name runTask --tool-arg 'command=echo native inspector' --format json </dev/null >"$last_out" 2>"$last_err" || last_rc=$?
 check_native_task "Streamable HTTP"
+
+# The 2026-07-28 era: the Inspector's modern client (server/discover, per-request
+# _meta, resultType required on every result) lists the tools and runs runTask.
+n=$((n + 1))
+last_out="$work/$n.out" last_err="$work/$n.err" last_rc=0
+timeout -k 5 60 "$inspector" --cli "$url" --header "Authorization: Bearer $token" --protocol-era modern \
+  --method tools/list --format json </dev/null >"$last_out" 2>"$last_err" || last_rc=$?
+expect_rc 0 "tools/list (modern era)"
+modern_tools="$(query 'r.result.tools.map(t => t.name).sort().join(",")')" || fail "tools/list (modern era): no tools"
+query 'r.result.tools.every(t => !t.execution)' >/dev/null || fail "tools/list (modern era): execution.taskSupport is legacy only"
+n=$((n + 1))
+last_out="$work/$n.out" last_err="$work/$n.err" last_rc=0
+timeout -k 5 60 "$inspector" --cli "$url" --header "Authorization: Bearer $token" --protocol-era modern \
+  --method tools/call --tool-name runTask --tool-arg 'command=echo modern inspector' --format json \
+  </dev/null >"$last_out" 2>"$last_err" || last_rc=$?
+expect_rc 0 "tools/call runTask (modern era)"
+query 'r.result.structuredContent.status === "completed" && r.result.structuredContent.stdout.text === "modern inspector\n"' >/dev/null ||
+  fail "tools/call runTask (modern era): expected the completed command's output"
+echo "ok  2026-07-28 era over Streamable HTTP: tools/list ($modern_tools) and runTask completed"
 kill -TERM "$http_pid"
 wait "$http_pid" || fail "the HTTP server did not exit 0 after SIGTERM"
 
