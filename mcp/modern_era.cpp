@@ -271,7 +271,11 @@ ModernReply ModernEra::handle(const Request& request, const ModernHeaders* heade
         result = modern_task_json(*task);
         if (is_terminal(task->status) && task->status != NativeTaskStatus::Cancelled) {
           auto done = tasks.result_if_done(owner_, *task_id);
-          if (done && done->has_value()) result["result"] = **done;
+          if (done && done->has_value()) {
+            // The inlined result is a 2026-07-28 CallToolResult: it has its own resultType.
+            result["result"] = **done;
+            result["result"]["resultType"] = "complete";
+          }
         }
       }
     } else if (m == "tasks/update") {
