@@ -23,6 +23,10 @@
 #include "engine/health.h"
 #include "engine/worker_pool.h"
 #include "mcp/server.h"
+#include "tools/native_tasks.h"
+#include "tools/task_lifecycle_log.h"
+#include "tools/task_prompts.h"
+#include "tools/task_resources.h"
 #include "tools/tool_registry.h"
 #include "transport/stdio_transport.h"
 
@@ -155,6 +159,9 @@ struct App::Impl {
   std::vector<char> held_memory;            // ORCH_DEBUG_HOLD_MB
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<tools::ToolRegistry> tools;
+  std::unique_ptr<tools::NativeTasks> native_tasks;  // before server: sessions hold these by reference
+  std::unique_ptr<tools::TaskResources> resources;
+  tools::TaskPrompts prompts;
   std::unique_ptr<mcp::Server> server;
 };
 
@@ -189,7 +196,12 @@ Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit)
   mcp::Executor executor = [&pool](std::function<void()> job) {
     return pool.post([job = std::move(job)](std::stop_token) { job(); });
   };
+  impl->native_tasks = std::make_unique<tools::NativeTasks>(*impl->engine, *impl->tools);
   impl->server = std::make_unique<mcp::Server>(std::move(info), *impl->tools, std::move(executor));
+  impl->server->serve_tasks(*impl->native_tasks);
+  impl->resources = std::make_unique<tools::TaskResources>(*impl->engine);
+  impl->server->serve_resources(*impl->resources);
+  impl->server->serve_prompts(impl->prompts);
   if (impl->config.has_profiles) {
     spdlog::warn("the config's \"profiles\" section is not used by this version");
   }
@@ -428,6 +440,13 @@ int App::run() {
     session = im.server->open_session(stdio.sink());
     if (im.handed && im.handed->stdio) session->restore(im.handed->stdio_session);
   }
+  // Task lifecycle events as MCP log messages, to every session (each filters
+  // by the level its client set). Stopped before the sessions close.
+  std::optional<tools::TaskLifecycleLog> lifecycle;
+  lifecycle.emplace(engine, [&](mcp::LogLevel level, const nlohmann::json& data) {
+    if (session) session->log(level, "tasks", data);
+    if (http) http->log(level, "tasks", data);
+  });
   if (im.handed) {
     const double ms = static_cast<double>(restart::monotonic_ns() - im.handed->exec_at_ns) / 1e6;
     spdlog::info("restart in place #{} done ({}): exec → serving {:.1f} ms", im.handed->restarts.count,
@@ -452,9 +471,12 @@ int App::run() {
   done = true;
   pthread_kill(signals.native_handle(), SIGUSR1);
   signals.join();
+  lifecycle.reset();
   if (!reason.empty()) {
     int rc = restart_in_place(reason, im.config, engine, monitor, http.get(), stdio_on ? &stdio : nullptr,
                               session.get(), out_fd);
+    im.native_tasks.reset();  // their watchers read the engine
+    im.resources.reset();
     im.engine.reset();  // after a hand-over it stops nothing
     if (out_fd >= 0) ::close(out_fd);
     spdlog::shutdown();

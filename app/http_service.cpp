@@ -129,6 +129,7 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
 
   mcp::StreamableHttpOptions mcp_options;
   mcp_options.max_sessions = config.http_max_sessions;
+  if (!impl->token.empty()) mcp_options.auth_context = "http-bearer";
   impl->mcp = std::make_unique<mcp::StreamableHttp>(server, mcp_options);
   impl->mcp->restore_sessions(hooks.sessions);
 
@@ -187,6 +188,10 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
 }
 
 void HttpService::close_sessions() { impl_->mcp->close_all(); }
+
+void HttpService::log(mcp::LogLevel level, std::string_view logger, const json& data) {
+  impl_->mcp->log(level, logger, data);
+}
 
 void HttpService::stop() {
   if (impl_->stopped.exchange(true)) return;

@@ -52,6 +52,8 @@ class HttpService {
   // Ends every MCP session: requests in flight are cancelled and answered.
   // First step of shutdown, before the engine stops.
   void close_sessions();
+  // notifications/message to every MCP session that asked for `level` or more.
+  void log(mcp::LogLevel level, std::string_view logger, const nlohmann::json& data);
   // Stops serving, joins the HTTP threads and removes http.json. Idempotent.
   void stop();
 

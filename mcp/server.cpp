@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mcp/progress.h"
+#include "mcp/tasks_api.h"
 
 namespace orch::mcp {
 
@@ -22,6 +23,21 @@ std::string log_level_list() {
     list += name;
   }
   return list;
+}
+
+// The tool's execution.taskSupport in a tools/list array: "forbidden" when it
+// is not given (the spec's default), "" when there is no such tool.
+std::string task_support(const json& tools, const std::string& name) {
+  for (const json& t : tools) {
+    if (!t.is_object() || t.value("name", "") != name) continue;
+    auto execution = t.find("execution");
+    if (execution != t.end() && execution->is_object()) {
+      auto support = execution->find("taskSupport");
+      if (support != execution->end() && support->is_string()) return support->get<std::string>();
+    }
+    return "forbidden";
+  }
+  return "";
 }
 
 }  // namespace
@@ -47,14 +63,31 @@ std::string_view negotiate_protocol_version(std::string_view requested) {
 Server::Server(ServerInfo info, ToolProvider& tools, Executor executor)
     : info_(std::move(info)), tools_(tools), executor_(std::move(executor)) {}
 
-std::unique_ptr<Session> Server::open_session(transport::MessageSink sink) {
-  return std::make_unique<Session>(*this, std::move(sink));
+Server::~Server() {
+  if (resources_) resources_->on_updated({});
+}
+
+void Server::serve_resources(ResourceProvider& resources) {
+  resources_ = &resources;
+  resources.on_updated([this](const std::string& uri) { subscriptions_.updated(uri); });
+}
+
+std::unique_ptr<Session> Server::open_session(transport::MessageSink sink, SessionOptions options) {
+  return std::make_unique<Session>(*this, std::move(sink), std::move(options));
 }
 
 // --- Session -----------------------------------------------------------------
 
-Session::Session(Server& server, transport::MessageSink sink)
-    : server_(server), dispatcher_(std::move(sink), server.executor()) {
+Session::Session(Server& server, transport::MessageSink sink, SessionOptions options)
+    : server_(server), options_(std::move(options)), dispatcher_(std::move(sink), server.executor()) {
+  outlet_ = std::make_shared<NotificationOutlet>(dispatcher_);
+  if (TaskProvider* tasks = server_.tasks()) {
+    register_legacy_task_methods(dispatcher_, *tasks, options_.auth_context);
+  }
+  if (ResourceProvider* resources = server_.resources()) {
+    register_resource_methods(dispatcher_, *resources, server_.subscriptions(), outlet_);
+  }
+  if (PromptProvider* prompts = server_.prompts()) register_prompt_methods(dispatcher_, *prompts);
   dispatcher_.set_admission([this](const std::string& method) { return admit(method); });
 
   // initialize runs inline so the next message already sees its state.
@@ -92,7 +125,10 @@ void Session::handle_oversized(std::size_t bytes, std::size_t limit) {
                                       " bytes, the limit is " + std::to_string(limit)));
 }
 
-void Session::close() { dispatcher_.close(); }
+void Session::close() {
+  outlet_->close();
+  dispatcher_.close();
+}
 
 SessionState Session::snapshot() const {
   SessionState st;
@@ -135,7 +171,16 @@ std::optional<RpcFault> Session::admit(const std::string& method) const {
     return RpcFault{kInvalidRequest,
                     "the session is not initialized: send initialize first, then " + method};
   }
+  // Tasks exist from 2025-11-25 on; an older session never saw the capability.
+  if (method.rfind("tasks/", 0) == 0 && !tasks_negotiated()) {
+    return RpcFault{kMethodNotFound, "Method not found: " + method +
+                                         " (native tasks need protocol version 2025-11-25 and a server with tasks)"};
+  }
   return std::nullopt;
+}
+
+bool Session::tasks_negotiated() const {
+  return server_.tasks() != nullptr && protocol_version() == "2025-11-25";
 }
 
 void Session::initialize(const json& params, Responder responder) {
@@ -167,10 +212,18 @@ void Session::initialize(const json& params, Responder responder) {
   const ServerInfo& info = server_.info();
   json server_info{{"name", info.name}, {"version", info.version}};
   if (!info.title.empty()) server_info["title"] = info.title;
+  // Only what we implement (§3a): no list_changed notifications, logging yes.
+  json capabilities{{"tools", {{"listChanged", false}}}, {"logging", json::object()}};
+  if (server_.resources()) capabilities["resources"] = {{"subscribe", true}, {"listChanged", false}};
+  if (server_.prompts()) capabilities["prompts"] = {{"listChanged", false}};
+  if (server_.tasks() && version == "2025-11-25") {
+    capabilities["tasks"] = {{"list", json::object()},
+                             {"cancel", json::object()},
+                             {"requests", {{"tools", {{"call", json::object()}}}}}};
+  }
   json result{
       {"protocolVersion", version},
-      // Only what we implement (§3a): no list_changed notifications, logging yes.
-      {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
+      {"capabilities", std::move(capabilities)},
       {"serverInfo", std::move(server_info)},
   };
   if (!info.instructions.empty()) result["instructions"] = info.instructions;
@@ -212,6 +265,34 @@ void Session::call_tool(const json& params, Responder responder) {
   }
   const std::string tool = name->get<std::string>();
 
+  // execution.taskSupport decides how the tool may be called (§9a); a server
+  // without tasks processes every call normally, ignoring params.task.
+  if (tasks_negotiated()) {
+    const std::string support = task_support(server_.tools().list_tools(), tool);
+    auto task = params.find("task");
+    const bool as_task = task != params.end() && !task->is_null();
+    if (support.empty()) {
+      responder.error(kInvalidParams, "Unknown tool: " + tool);
+      return;
+    }
+    if (as_task && support == "forbidden") {
+      responder.error(kMethodNotFound, "tool " + tool +
+                                           " does not run as a task (its execution.taskSupport is forbidden); "
+                                           "call it without params.task");
+      return;
+    }
+    if (!as_task && support == "required") {
+      responder.error(kMethodNotFound, "tool " + tool +
+                                           " runs only as a task (execution.taskSupport is required): send "
+                                           "params.task, e.g. {}; without native tasks use submitTask and getResult");
+      return;
+    }
+    if (as_task) {
+      call_tool_as_task(tool, arguments, *task, std::move(responder));
+      return;
+    }
+  }
+
   ProgressReporter progress(progress_token(params), [this](const json& message) {
     return dispatcher_.send(message);
   });
@@ -231,6 +312,41 @@ void Session::call_tool(const json& params, Responder responder) {
     return;
   }
   responder.result(std::move(*result));
+}
+
+void Session::call_tool_as_task(const std::string& tool, const json& arguments, const json& task,
+                                Responder responder) {
+  if (!task.is_object()) {
+    responder.error(kInvalidParams, "tools/call params.task must be an object such as {} or {\"ttl\": 60000}");
+    return;
+  }
+  std::optional<std::int64_t> ttl;
+  if (auto t = task.find("ttl"); t != task.end() && !t->is_null()) {
+    if (!t->is_number_integer() || t->get<std::int64_t>() < 0) {
+      responder.error(kInvalidParams, "tools/call params.task.ttl must be a whole number of milliseconds >= 0");
+      return;
+    }
+    ttl = t->get<std::int64_t>();
+  }
+  std::weak_ptr<NotificationOutlet> outlet = outlet_;
+  NativeTaskListener listener = [outlet](const NativeTask& changed) {
+    // notifications/tasks/status carries the full Task and no related-task _meta (§9a).
+    if (auto o = outlet.lock()) o->send(notification_message("notifications/tasks/status", legacy_task_json(changed)));
+  };
+  auto created = server_.tasks()->create(options_.auth_context, tool, arguments, ttl, std::move(listener));
+  if (!created) {
+    if (created.error().code == ErrorCode::NotFound) {
+      responder.error(kInvalidParams, "Unknown tool: " + tool);
+    } else {
+      responder.error(task_fault(created.error()));
+    }
+    return;
+  }
+  json result{{"task", legacy_task_json(*created)}};
+  result["_meta"] = {{"io.modelcontextprotocol/model-immediate-response",
+                      "Started " + tool + " as task " + created->id +
+                          "; it runs in the background and its result arrives when it ends."}};
+  responder.result(std::move(result));
 }
 
 }  // namespace orch::mcp

@@ -30,6 +30,10 @@
 #include <nlohmann/json.hpp>
 
 #include "mcp/dispatcher.h"
+#include "mcp/outlet.h"
+#include "mcp/resource_provider.h"
+#include "mcp/resources_api.h"
+#include "mcp/task_provider.h"
 #include "mcp/tool_provider.h"
 #include "transport/connection.h"
 
@@ -58,6 +62,12 @@ struct ServerInfo {
 
 class Session;
 
+// Who a session's client is, as far as tasks are concerned (MCP-NOTES §9a):
+// tasks are bound to the auth context that created them.
+struct SessionOptions {
+  std::string auth_context = "stdio";
+};
+
 // What a session has agreed with its client, carried across a restart in
 // place so the client need not initialize again.
 struct SessionState {
@@ -67,28 +77,49 @@ struct SessionState {
   LogLevel log_level = LogLevel::Warning;
 };
 
-// Immutable after construction; thread-safe. Must outlive its sessions; the
-// tool provider and the executor must outlive the server.
+// Configured before the first session opens, then immutable; thread-safe.
+// Must outlive its sessions; the providers and the executor must outlive the
+// server.
 class Server {
  public:
   Server(ServerInfo info, ToolProvider& tools, Executor executor);
+  // Detaches from the resource provider's updates.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Native tasks (capabilities.tasks, 2025-11-25 sessions only). Without a
+  // provider params.task is ignored and no tasks/* method exists.
+  void serve_tasks(TaskProvider& tasks) { tasks_ = &tasks; }
+  // Resources (with subscriptions) and prompts; without a provider the
+  // capability is not declared and the methods do not exist.
+  void serve_resources(ResourceProvider& resources);
+  void serve_prompts(PromptProvider& prompts) { prompts_ = &prompts; }
 
   const ServerInfo& info() const { return info_; }
   ToolProvider& tools() const { return tools_; }
+  TaskProvider* tasks() const { return tasks_; }
+  ResourceProvider* resources() const { return resources_; }
+  PromptProvider* prompts() const { return prompts_; }
+  ResourceSubscriptions& subscriptions() { return subscriptions_; }
   const Executor& executor() const { return executor_; }
 
-  std::unique_ptr<Session> open_session(transport::MessageSink sink);
+  std::unique_ptr<Session> open_session(transport::MessageSink sink, SessionOptions options = {});
 
  private:
   const ServerInfo info_;
   ToolProvider& tools_;
+  TaskProvider* tasks_ = nullptr;
+  ResourceProvider* resources_ = nullptr;
+  PromptProvider* prompts_ = nullptr;
+  ResourceSubscriptions subscriptions_;
   const Executor executor_;
 };
 
 class Session {
  public:
   // `sink` must be thread-safe and usable until close() has returned.
-  Session(Server& server, transport::MessageSink sink);
+  Session(Server& server, transport::MessageSink sink, SessionOptions options = {});
   // Calls close().
   ~Session();
   Session(const Session&) = delete;
@@ -125,12 +156,18 @@ class Session {
   enum class State { New, Initialized, Ready };
 
   std::optional<RpcFault> admit(const std::string& method) const;
+  bool tasks_negotiated() const;
+  // A tools/call carrying params.task: a CreateTaskResult (MCP-NOTES §9a).
+  void call_tool_as_task(const std::string& tool, const nlohmann::json& arguments,
+                         const nlohmann::json& task, Responder responder);
   void initialize(const nlohmann::json& params, Responder responder);
   void set_log_level(const nlohmann::json& params, Responder responder);
   void list_tools(Responder responder);
   void call_tool(const nlohmann::json& params, Responder responder);
 
   Server& server_;
+  const SessionOptions options_;
+  std::shared_ptr<NotificationOutlet> outlet_;  // co-owned by listeners; closed with the session
   std::atomic<State> state_{State::New};
   std::atomic<LogLevel> log_level_{LogLevel::Warning};
   mutable std::mutex mu_;

@@ -12,6 +12,7 @@
 
 #include "common/random.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/modern_era.h"
 
 namespace orch::mcp {
 
@@ -145,13 +146,19 @@ struct StreamableHttp::HttpSession {
 struct StreamableHttp::Impl {
   Server& server;
   StreamableHttpOptions options;
+  // Stateless 2026-07-28 requests (no session); without auth they share one
+  // context, and their task ids are unguessable.
+  ModernEra modern;
   mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<HttpSession>> sessions;  // guarded by mu
   bool closed = false;                                           // guarded by mu
   std::size_t in_flight = 0;                                     // guarded by mu: requests awaiting replies
   std::condition_variable idle;                                  // in_flight dropped to 0
 
-  Impl(Server& s, StreamableHttpOptions o) : server(s), options(std::move(o)) {}
+  Impl(Server& s, StreamableHttpOptions o)
+      : server(s),
+        options(std::move(o)),
+        modern(s, options.auth_context.empty() ? "http-anonymous" : options.auth_context) {}
 
   std::shared_ptr<HttpSession> find(const std::string& id) {
     std::lock_guard lock(mu);
@@ -167,10 +174,15 @@ struct StreamableHttp::Impl {
     auto s = std::make_shared<HttpSession>();
     s->id = std::move(id);
     std::weak_ptr<HttpSession> weak = s;
-    s->session = server.open_session([weak](std::string_view text) {
-      auto alive = weak.lock();
-      return alive && alive->route(text);
-    });
+    SessionOptions session_options;
+    session_options.auth_context =
+        options.auth_context.empty() ? "http-session:" + s->id : options.auth_context;
+    s->session = server.open_session(
+        [weak](std::string_view text) {
+          auto alive = weak.lock();
+          return alive && alive->route(text);
+        },
+        std::move(session_options));
     return s;
   }
 
@@ -229,6 +241,19 @@ struct StreamableHttp::Impl {
     std::shared_ptr<HttpSession> s;
     HttpResponse opened;
     const std::string session_id = req.header("mcp-session-id");
+    // The era, per request (MCP-NOTES §0): without a session, anything but a
+    // legacy initialize is a stateless 2026-07-28 request. An initialize that
+    // carries the modern _meta asks for the modern era too (where it is gone).
+    const bool modern_initialize = initialize && is_modern_request(request->params);
+    if (session_id.empty() && request && (!initialize || modern_initialize)) {
+      ModernHeaders headers;
+      headers.protocol_version = req.header("mcp-protocol-version");
+      headers.method = req.header("mcp-method");
+      headers.has_name = req.has_header("mcp-name");
+      headers.name = req.header("mcp-name");
+      ModernReply reply = modern.handle(*request, &headers);
+      return HttpResponse::json(reply.http_status, serialize(reply.message));
+    }
     if (session_id.empty()) {
       if (!initialize) {
         return HttpResponse::error(400, "Bad Request: Mcp-Session-Id header is required; send initialize first");
@@ -372,7 +397,10 @@ HttpResponse StreamableHttp::handle(const HttpRequest& request) {
     if (impl_->closed) return impl_->shutting_down();
   }
   const std::string version = request.header("mcp-protocol-version");
-  if (!version.empty() &&
+  // Without a session a POST may be a stateless 2026-07-28 request, which
+  // answers an unknown version itself (-32022).
+  const bool stateless_post = request.method == "POST" && request.header("mcp-session-id").empty();
+  if (!version.empty() && !stateless_post &&
       std::find(kSupportedProtocolVersions.begin(), kSupportedProtocolVersions.end(), version) ==
           kSupportedProtocolVersions.end()) {
     std::string supported;

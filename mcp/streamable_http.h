@@ -64,6 +64,11 @@ struct StreamableHttpOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
   std::chrono::milliseconds sse_keepalive{std::chrono::seconds(15)};
   std::size_t stream_buffer_bytes = transport::kDefaultStreamBufferBytes;
+  // The auth context native tasks are bound to (MCP-NOTES §9a). Set when the
+  // endpoint checks a bearer token: every session presenting it shares its
+  // tasks. Empty (no auth): each session is its own context, so a task is
+  // reachable only through the unguessable session id that made it.
+  std::string auth_context;
 };
 
 // One open session, for a restart in place.

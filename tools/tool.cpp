@@ -7,12 +7,15 @@
 namespace orch::tools {
 
 json Tool::descriptor() const {
-  return {{"name", name},
-          {"title", title},
-          {"description", description},
-          {"inputSchema", input_schema},
-          {"outputSchema", output_schema},
-          {"annotations", annotations}};
+  json d{{"name", name},
+         {"title", title},
+         {"description", description},
+         {"inputSchema", input_schema},
+         {"outputSchema", output_schema},
+         {"annotations", annotations}};
+  // Forbidden is the spec's default: say nothing rather than repeat it.
+  if (task_support != kTaskForbidden) d["execution"] = {{"taskSupport", task_support}};
+  return d;
 }
 
 json success_result(json structured) {

@@ -26,6 +26,12 @@ namespace orch::tools {
 
 using json = nlohmann::json;
 
+// execution.taskSupport values (MCP-NOTES §9a; docs/PROTOCOL.md says which
+// tool has which, and why).
+inline constexpr const char* kTaskForbidden = "forbidden";
+inline constexpr const char* kTaskOptional = "optional";
+inline constexpr const char* kTaskRequired = "required";
+
 struct Tool {
   std::string name;
   std::string title;
@@ -33,6 +39,7 @@ struct Tool {
   json input_schema;   // type object, additionalProperties false
   json output_schema;  // type object; structuredContent conforms to it
   json annotations;    // readOnlyHint, destructiveHint, idempotentHint, openWorldHint
+  std::string task_support = kTaskForbidden;  // shown as execution.taskSupport unless forbidden
   std::function<json(const json& args, mcp::ToolCallContext& ctx)> call;
 
   // The Tool object tools/list shows.

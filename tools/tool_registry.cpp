@@ -6,6 +6,7 @@
 #include "tools/get_result.h"
 #include "tools/get_status.h"
 #include "tools/list_tasks.h"
+#include "tools/run_task.h"
 
 #ifndef ORCH_VERSION
 #define ORCH_VERSION "0.0.0"
@@ -20,6 +21,14 @@ ToolRegistry::ToolRegistry(engine::Engine& engine, ToolRegistryOptions options) 
   tools_.push_back(make_get_result_tool(engine));
   tools_.push_back(make_cancel_task_tool(engine));
   tools_.push_back(make_list_tasks_tool(engine));
+  // As a task, submitTask's result is the task's outcome rather than its id
+  // (docs/PROTOCOL.md); the other four answer at once, so they stay forbidden.
+  tools_.front().task_support = kTaskOptional;
+  // Reserved up front: runTask keeps references to its siblings.
+  tools_.reserve(tools_.size() + 1);
+  const Tool& submit = tools_[0];
+  const Tool& get_result = tools_[2];
+  tools_.push_back(make_run_task_tool(submit, get_result));
 }
 
 json ToolRegistry::list_tools() const {
@@ -71,6 +80,8 @@ std::string ToolRegistry::server_instructions() {
          "timeout, spawn_error, dependency_failed). getStatus checks tasks without output; "
          "listTasks finds them (newest first, by status, tag or name); cancelTask stops a task "
          "and every process it started.\n"
+         "- A client with MCP native tasks can call runTask (or submitTask as a task) and receive "
+         "the outcome as the task's result.\n"
          "- Tasks live on the server, not in this conversation: they keep running between calls "
          "and can be found again by id or with listTasks.";
 }

@@ -24,9 +24,12 @@ struct ToolRegistryOptions {
 class ToolRegistry final : public mcp::ToolProvider {
  public:
   explicit ToolRegistry(engine::Engine& engine, ToolRegistryOptions options = {});
+  // runTask refers to its sibling tools: a copy would point into the original.
+  ToolRegistry(const ToolRegistry&) = delete;
+  ToolRegistry& operator=(const ToolRegistry&) = delete;
 
   // [Tool objects] in a stable order: submitTask, getStatus, getResult,
-  // cancelTask, listTasks.
+  // cancelTask, listTasks, runTask.
   json list_tools() const override;
   // A CallToolResult, or nullopt for an unknown name. Arguments that are
   // absent or null read as {}; anything else that is not an object is an

@@ -37,7 +37,7 @@ const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: configHome, XDG_STATE
 delete env.ORCH_TOKEN;
 delete env.CLAUDE_CONFIG_DIR;
 
-const TOOLS = ['cancelTask', 'getResult', 'getStatus', 'listTasks', 'submitTask'];
+const TOOLS = ['cancelTask', 'getResult', 'getStatus', 'listTasks', 'runTask', 'submitTask'];
 const OTHER = { command: '/usr/bin/other-server', args: ['--flag'] };
 
 function ok(what) { console.log(`ok   ${what}`); }

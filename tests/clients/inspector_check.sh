@@ -102,11 +102,11 @@ echo "ok  initialize: $init"
 inspect 30 --method tools/list --format json
 expect_rc 0 "tools/list"
 names="$(query 'r.result.tools.map(t => t.name).sort().join(",")')" || fail "tools/list: no result.tools"
-[ "$names" = "cancelTask,getResult,getStatus,listTasks,submitTask" ] ||
-  fail "tools/list: expected exactly cancelTask,getResult,getStatus,listTasks,submitTask, got $names"
+[ "$names" = "cancelTask,getResult,getStatus,listTasks,runTask,submitTask" ] ||
+  fail "tools/list: expected exactly cancelTask,getResult,getStatus,listTasks,runTask,submitTask, got $names"
 query 'r.result.tools.every(t => t.title && t.description && t.inputSchema && t.inputSchema.type === "object" && t.outputSchema && t.annotations)' >/dev/null ||
   fail "tools/list: a tool lacks title, description, inputSchema (type object), outputSchema or annotations"
-echo "ok  tools/list: 5 tools ($names)"
+echo "ok  tools/list: 6 tools ($names)"
 
 # -- tools/list --strict: the Inspector's schema portability report
 inspect 30 --method tools/list --strict --format json
@@ -173,5 +173,59 @@ inspect 30 --method tools/call --tool-name noSuchTool --format json
 expect_rc 5 "tools/call noSuchTool"
 code="$(grep -o '"code":"\?[^,}"]*' "$last_err" | tail -n 1 | sed 's/"code":"\?//')"
 echo "ok  unknown tool: exit 5 (Inspector error code ${code:-?})"
+
+# -- a native task: runTask is execution.taskSupport "required", so the
+# Inspector sends tools/call with params.task, polls tasks/get and fetches
+# tasks/result (CONFORMANCE §7). The result's related-task _meta proves it.
+check_native_task() {
+  local how="$1"
+  expect_rc 0 "tools/call runTask ($how)"
+  native="$(query '(x => x._meta["io.modelcontextprotocol/related-task"].taskId === x.structuredContent.taskId && x.structuredContent.status === "completed" && x.structuredContent.stdout.text === "native inspector\n" && x.structuredContent.taskId)(r.result)')" ||
+    fail "tools/call runTask ($how): expected the completed task's outcome with related-task _meta naming it"
+  echo "ok  native task over $how: runTask ran as task $native (task-augmented call, tasks/get, tasks/result)"
+}
+inspect 60 --method tools/call --tool-name runTask --tool-arg 'command=echo native inspector' --format json
+check_native_task stdio
+
+# The same over Streamable HTTP, with the bearer token, against one server.
+http_state="$work/http-state"
+mkdir -p "$http_state"
+"$bin" --http 127.0.0.1:0 --state-dir "$http_state" </dev/null 2>"$work/http-server.err" &
+http_pid=$!
+trap 'kill -TERM "$http_pid" 2>/dev/null || true; wait "$http_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  [ -f "$http_state/http.json" ] && break
+  kill -0 "$http_pid" 2>/dev/null || { cat "$work/http-server.err" >&2; fail "the HTTP server exited at start"; }
+  sleep 0.1
+done
+[ -f "$http_state/http.json" ] || fail "the HTTP server did not write http.json within 10 s"
+url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).mcp)' "$http_state/http.json")"
+token="$(cat "$http_state/http-token")"
+n=$((n + 1))
+last_out="$work/$n.out" last_err="$work/$n.err" last_rc=0
+timeout -k 5 60 "$inspector" --cli "$url" --header "Authorization: Bearer $token" --method tools/call \
+  --tool-name runTask --tool-arg 'command=echo native inspector' --format json </dev/null >"$last_out" 2>"$last_err" || last_rc=$?
+check_native_task "Streamable HTTP"
+
+# The 2026-07-28 era: the Inspector's modern client (server/discover, per-request
+# _meta, resultType required on every result) lists the tools and runs runTask.
+n=$((n + 1))
+last_out="$work/$n.out" last_err="$work/$n.err" last_rc=0
+timeout -k 5 60 "$inspector" --cli "$url" --header "Authorization: Bearer $token" --protocol-era modern \
+  --method tools/list --format json </dev/null >"$last_out" 2>"$last_err" || last_rc=$?
+expect_rc 0 "tools/list (modern era)"
+modern_tools="$(query 'r.result.tools.map(t => t.name).sort().join(",")')" || fail "tools/list (modern era): no tools"
+query 'r.result.tools.every(t => !t.execution)' >/dev/null || fail "tools/list (modern era): execution.taskSupport is legacy only"
+n=$((n + 1))
+last_out="$work/$n.out" last_err="$work/$n.err" last_rc=0
+timeout -k 5 60 "$inspector" --cli "$url" --header "Authorization: Bearer $token" --protocol-era modern \
+  --method tools/call --tool-name runTask --tool-arg 'command=echo modern inspector' --format json \
+  </dev/null >"$last_out" 2>"$last_err" || last_rc=$?
+expect_rc 0 "tools/call runTask (modern era)"
+query 'r.result.structuredContent.status === "completed" && r.result.structuredContent.stdout.text === "modern inspector\n"' >/dev/null ||
+  fail "tools/call runTask (modern era): expected the completed command's output"
+echo "ok  2026-07-28 era over Streamable HTTP: tools/list ($modern_tools) and runTask completed"
+kill -TERM "$http_pid"
+wait "$http_pid" || fail "the HTTP server did not exit 0 after SIGTERM"
 
 echo "inspector: all checks passed"

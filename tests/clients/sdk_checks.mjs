@@ -18,7 +18,7 @@ import addFormatsModule from 'ajv-formats';
 
 const addFormats = addFormatsModule.default ?? addFormatsModule;
 
-const TOOL_NAMES = ['cancelTask', 'getResult', 'getStatus', 'listTasks', 'submitTask'];
+const TOOL_NAMES = ['cancelTask', 'getResult', 'getStatus', 'listTasks', 'runTask', 'submitTask'];
 const READ_ONLY = new Set(['getStatus', 'getResult', 'listTasks']);
 export const REQUEST = { timeout: 30000 };
 

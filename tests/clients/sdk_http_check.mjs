@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CheckFailure, REQUEST, expect, ok, processGone, runToolChecks, waitFor } from './sdk_checks.mjs';
+import { runNativeTaskChecks } from './sdk_tasks.mjs';
 
 const [binary, stateDir] = process.argv.slice(2);
 if (!binary || !stateDir) {
@@ -84,6 +85,7 @@ async function run() {
   ok(`session ${sessionId.slice(0, 8)}…`);
 
   await runToolChecks(client, fromServer, protocolErrors);
+  await runNativeTaskChecks(client, fromServer);
 
   // DELETE ends the session; its id is then unknown (404), as the spec says.
   await transport.terminateSession();

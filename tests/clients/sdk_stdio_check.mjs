@@ -13,6 +13,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CheckFailure, REQUEST, expect, fail, ok, processGone, runToolChecks, waitFor } from './sdk_checks.mjs';
+import { runNativeTaskChecks } from './sdk_tasks.mjs';
 
 const [binary, stateDir] = process.argv.slice(2);
 if (!binary || !stateDir) {
@@ -64,6 +65,7 @@ async function run() {
   child = transport._process ?? null;   // private in the SDK; used only to watch the exit
   child?.once('exit', (code, signal) => { childExit = { code, signal }; });
   await runToolChecks(client, fromServer, protocolErrors);
+  await runNativeTaskChecks(client, fromServer);
 }
 
 // ---------------------------------------------------------------- main

@@ -55,7 +55,7 @@ TEST_F(HttpMcp, ToolsListAndATaskRoundTrip) {
   s.initialize();
   json tools = s.request("tools/list");
   ASSERT_TRUE(tools.contains("result")) << tools.dump();
-  EXPECT_EQ(tools["result"]["tools"].size(), 5u);
+  EXPECT_EQ(tools["result"]["tools"].size(), 6u);
   EXPECT_EQ(s.last_reply().header("content-type").rfind("application/json", 0), 0u);
 
   json submitted = s.call_tool("submitTask", {{"command", "echo over-http"}});

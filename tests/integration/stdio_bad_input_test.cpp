@@ -130,7 +130,8 @@ TEST_F(StdioBadInput, MethodNotAStringIsInvalidRequest) {
 TEST_F(StdioBadInput, UnknownMethodIsMethodNotFound) {
   json response = server_->request("no/such/method");
   EXPECT_EQ(error_code(response), -32601) << response.dump();
-  EXPECT_EQ(error_code(server_->request("resources/read", {{"uri", "task://x/stdout"}})), -32601)
+  EXPECT_EQ(error_code(server_->request("completion/complete", {{"ref", {{"type", "ref/prompt"}, {"name", "run-tests"}}}})),
+            -32601)
       << "a capability not declared is not served";
   expect_still_serving();
 }

@@ -44,8 +44,14 @@ TEST_F(StdioLifecycle, InitializeResultDeclaresToolsLoggingServerInfoAndInstruct
   ASSERT_TRUE(result.contains("capabilities"));
   EXPECT_TRUE(result["capabilities"].contains("tools"));
   EXPECT_TRUE(result["capabilities"].contains("logging"));
-  // Only what is implemented may be declared (MCP-NOTES §3a).
-  EXPECT_FALSE(result["capabilities"].contains("prompts"));
+  // Only what is implemented may be declared (MCP-NOTES §3a): no completions,
+  // and no list_changed notifications.
+  EXPECT_TRUE(result["capabilities"].contains("prompts"));
+  EXPECT_TRUE(result["capabilities"].contains("resources"));
+  EXPECT_TRUE(result["capabilities"].contains("tasks"));
+  EXPECT_FALSE(result["capabilities"].contains("completions"));
+  EXPECT_EQ(result["capabilities"]["resources"], (json{{"subscribe", true}, {"listChanged", false}}));
+  EXPECT_EQ(result["capabilities"]["prompts"], (json{{"listChanged", false}}));
   ASSERT_TRUE(result.contains("serverInfo"));
   EXPECT_EQ(result["serverInfo"].value("name", ""), "mcp-orchestrator");
   EXPECT_FALSE(result["serverInfo"].value("version", "").empty());
@@ -131,7 +137,7 @@ TEST_F(StdioLifecycle, LoggingSetLevel) {
   EXPECT_EQ(error_code(wrong_type), -32602) << wrong_type.dump();
 }
 
-TEST_F(StdioLifecycle, ToolsListHasTheFiveToolsFullyDescribed) {
+TEST_F(StdioLifecycle, ToolsListHasTheSixToolsFullyDescribed) {
   ServerProcess& server = start_server();
   server.initialize();
   json response = server.request("tools/list");
@@ -162,7 +168,7 @@ TEST_F(StdioLifecycle, ToolsListHasTheFiveToolsFullyDescribed) {
     }
   }
   EXPECT_EQ(names,
-            (std::set<std::string>{"submitTask", "getStatus", "getResult", "cancelTask", "listTasks"}));
+            (std::set<std::string>{"submitTask", "getStatus", "getResult", "cancelTask", "listTasks", "runTask"}));
   for (const json& tool : tools) {
     if (tool.value("name", "") == "cancelTask") {
       EXPECT_EQ(tool["annotations"].value("destructiveHint", false), true);

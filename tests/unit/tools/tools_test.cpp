@@ -167,7 +167,7 @@ class ToolsTest : public ::testing::Test {
   std::vector<ProgressCall> progress_;
 };
 
-TEST_F(ToolsTest, ListsFiveToolsWithSchemasAndHonestAnnotations) {
+TEST_F(ToolsTest, ListsSixToolsWithSchemasAndHonestAnnotations) {
   json tools = registry_->list_tools();
   ASSERT_TRUE(tools.is_array());
   std::vector<std::string> names;
@@ -187,7 +187,14 @@ TEST_F(ToolsTest, ListsFiveToolsWithSchemasAndHonestAnnotations) {
       EXPECT_FALSE(a.contains("destructiveHint"));
     }
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"submitTask", "getStatus", "getResult", "cancelTask", "listTasks"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"submitTask", "getStatus", "getResult", "cancelTask", "listTasks",
+                                             "runTask"}));
+  // Only the tools that start work run as native tasks (docs/PROTOCOL.md).
+  EXPECT_EQ(tools[0].at("execution"), (json{{"taskSupport", "optional"}}));
+  EXPECT_EQ(tools[5].at("execution"), (json{{"taskSupport", "required"}}));
+  for (int i : {1, 2, 3, 4}) EXPECT_FALSE(tools[i].contains("execution")) << names[i];
+  EXPECT_EQ(tools[5].at("inputSchema"), tools[0].at("inputSchema"));
+  EXPECT_EQ(tools[5].at("outputSchema"), tools[2].at("outputSchema"));
   EXPECT_EQ(tools[0].at("annotations"), (json{{"readOnlyHint", false}, {"destructiveHint", false},
                                               {"idempotentHint", false}, {"openWorldHint", true}}));
   EXPECT_EQ(tools[3].at("annotations"), (json{{"readOnlyHint", false}, {"destructiveHint", true},
@@ -201,7 +208,23 @@ TEST_F(ToolsTest, ListsFiveToolsWithSchemasAndHonestAnnotations) {
 
 TEST_F(ToolsTest, UnknownToolIsNotAResult) {
   auto ctx = context();
-  EXPECT_FALSE(registry_->call_tool("runTask", json::object(), ctx).has_value());
+  EXPECT_FALSE(registry_->call_tool("runJob", json::object(), ctx).has_value());
+}
+
+// Without a native task (a session older than 2025-11-25) runTask waits for
+// the outcome itself.
+TEST_F(ToolsTest, RunTaskWithoutATaskWaitsForTheOutcome) {
+  auto ctx = context();
+  auto done = registry_->call_tool("runTask", {{"command", "echo ran; exit 2"}}, ctx);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->value("isError", false), true) << done->dump();
+  const json& sc = done->at("structuredContent");
+  EXPECT_EQ(sc.at("status"), "failed");
+  EXPECT_EQ(sc.at("exitCode"), 2);
+  EXPECT_EQ(sc.at("stdout").at("text"), "ran\n");
+  auto bad = registry_->call_tool("runTask", {{"command", "true"}, {"priority", 5.7}}, ctx);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->value("isError", false), true);
 }
 
 TEST_F(ToolsTest, EchoCompletesWithItsOutput) {

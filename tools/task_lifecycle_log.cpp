@@ -1,0 +1,83 @@
+#include "tools/task_lifecycle_log.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "tools/tool.h"
+
+namespace orch::tools {
+
+using nlohmann::json;
+using engine::TaskStatus;
+
+namespace {
+
+constexpr std::chrono::seconds kWatchSlice{5};
+
+}  // namespace
+
+std::optional<std::pair<mcp::LogLevel, json>> lifecycle_event(std::optional<TaskStatus> before,
+                                                              const engine::TaskView& now) {
+  const engine::TaskRecord& t = now.task;
+  if (before && *before == t.status) return std::nullopt;
+  mcp::LogLevel level = mcp::LogLevel::Info;
+  const char* event = nullptr;
+  switch (t.status) {
+    case TaskStatus::Queued: event = "task.queued"; level = mcp::LogLevel::Debug; break;
+    case TaskStatus::Waiting: event = "task.waiting"; level = mcp::LogLevel::Debug; break;
+    case TaskStatus::Running: event = "task.started"; break;
+    case TaskStatus::Completed: event = "task.completed"; break;
+    case TaskStatus::Failed: event = "task.failed"; level = mcp::LogLevel::Warning; break;
+    case TaskStatus::Cancelled: event = "task.cancelled"; level = mcp::LogLevel::Notice; break;
+  }
+  json data{{"event", event}, {"taskId", t.id}, {"status", engine::to_string(t.status)}};
+  if (!t.spec.name.empty()) data["name"] = t.spec.name;
+  if (t.reason != engine::EndReason::None) data["reason"] = engine::to_string(t.reason);
+  if (t.exit_code) data["exitCode"] = *t.exit_code;
+  if (t.status == TaskStatus::Running && t.pid) data["pid"] = *t.pid;
+  if (!t.message.empty()) data["message"] = t.message;
+  return std::make_pair(level, std::move(data));
+}
+
+TaskLifecycleLog::TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink)
+    : engine_(engine), sink_(std::move(sink)) {
+  watcher_ = std::jthread([this](std::stop_token stop) { watch(std::move(stop)); });
+}
+
+TaskLifecycleLog::~TaskLifecycleLog() {
+  watcher_.request_stop();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+void TaskLifecycleLog::watch(std::stop_token stop) {
+  std::map<engine::TaskId, TaskStatus> last;  // tasks not yet ended
+  engine::TaskChanges first = engine_.changes_since(0, engine_clock(engine_).now(), stop);
+  // What existed before we started is not news; only its later steps are.
+  for (const engine::TaskView& v : first.changed) {
+    if (!engine::is_terminal(v.task.status)) last[v.task.id] = v.task.status;
+  }
+  std::uint64_t cursor = first.cursor;
+  while (!stop.stop_requested()) {
+    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop);
+    cursor = changes.cursor;
+    for (const engine::TaskView& v : changes.changed) {
+      auto it = last.find(v.task.id);
+      std::optional<TaskStatus> before;
+      if (it != last.end()) before = it->second;
+      else if (changes.snapshot) continue;  // a snapshot after a gap: ended tasks would be old news
+      auto event = lifecycle_event(before, v);
+      if (engine::is_terminal(v.task.status)) last.erase(v.task.id);
+      else last[v.task.id] = v.task.status;
+      if (!event) continue;
+      try {
+        sink_(event->first, event->second);
+      } catch (const std::exception& e) {
+        spdlog::error("task lifecycle log: {}", e.what());
+      }
+    }
+    for (const engine::TaskId& id : changes.removed) last.erase(id);
+  }
+}
+
+}  // namespace orch::tools

@@ -1,0 +1,46 @@
+// TaskLifecycleLog: task lifecycle events as MCP log messages (MCP-NOTES §8,
+// legacy era: notifications/message at or above each session's level). It
+// follows the engine's change feed and reports each task's steps once:
+//   debug   queued or waiting        info     started, completed
+//   notice  cancelled                warning  failed
+// with data {event, taskId, name?, status, reason?, exitCode?, message?} and
+// logger "tasks". The sink decides who hears it (app/ sends it to every
+// session; each session filters by its level). Messages carry no output, only
+// what getStatus shows, so no secrets beyond the task's own name and message.
+//
+// One watcher thread; the sink runs on it. The engine must outlive this.
+#pragma once
+
+#include <functional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/engine.h"
+#include "mcp/server.h"
+
+namespace orch::tools {
+
+using LifecycleSink = std::function<void(mcp::LogLevel level, const nlohmann::json& data)>;
+
+// The event for a task that moved from `before` (nullopt: first seen) to its
+// current state, or nullopt when nothing worth saying happened.
+std::optional<std::pair<mcp::LogLevel, nlohmann::json>> lifecycle_event(
+    std::optional<engine::TaskStatus> before, const engine::TaskView& now);
+
+class TaskLifecycleLog {
+ public:
+  TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink);
+  ~TaskLifecycleLog();  // stops the watcher
+  TaskLifecycleLog(const TaskLifecycleLog&) = delete;
+  TaskLifecycleLog& operator=(const TaskLifecycleLog&) = delete;
+
+ private:
+  void watch(std::stop_token stop);
+
+  engine::Engine& engine_;
+  const LifecycleSink sink_;
+  std::jthread watcher_;  // declared last: stopped and joined first
+};
+
+}  // namespace orch::tools
