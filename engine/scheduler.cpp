@@ -1,6 +1,8 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -95,7 +97,9 @@ void Scheduler::remove_from_indexes(const Entry& e) {
       timers_.erase({t.not_before_ms, t.id});
       break;
     case TaskStatus::Running:
-      running_.erase(t.id);
+      if (running_.erase(t.id) > 0) {
+        if (ProfileState* p = profile_state(t.spec.profile)) --p->running;
+      }
       if (t.spec.timeout_ms) deadlines_.erase({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
     default:
@@ -119,7 +123,9 @@ void Scheduler::set_status(Entry& e, TaskStatus to, std::vector<Change>& changes
       if (t.not_before_ms > 0) timers_.insert({t.not_before_ms, t.id});
       break;
     case TaskStatus::Running:
-      running_.insert(t.id);
+      if (running_.insert(t.id).second) {
+        if (ProfileState* p = profile_state(t.spec.profile)) ++p->running;
+      }
       if (t.spec.timeout_ms) deadlines_.insert({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
     default:
@@ -235,7 +241,10 @@ void Scheduler::restore(TaskRecord task) {
       queued_ids_[queue_key(e.task)] = id;
       break;
     case TaskStatus::Waiting: waiting_.insert(id); break;
-    case TaskStatus::Running: running_.insert(id); break;
+    case TaskStatus::Running:
+      running_.insert(id);
+      if (ProfileState* p = profile_state(e.task.spec.profile)) ++p->running;
+      break;
     default: finished_.insert({e.task.finished_at_ms, e.task.seq}); break;
   }
 }
@@ -327,11 +336,28 @@ std::vector<Change> Scheduler::take_runnable(std::int64_t now_ms, std::vector<Ta
     e->task.not_before_ms = 0;
     settle(*e, now_ms, changes);
   }
-  while (static_cast<int>(running_.size()) < limits_.max_concurrent && !queued_.empty()) {
-    QueueKey key = *queued_.begin();
+  profile_wakeup_ms_.reset();
+  if (!admission_hold_.empty()) return changes;
+  // In queue order, passing over tasks whose profile may not start now, so
+  // one held profile does not hold the others.
+  std::set<std::string> held;
+  auto next = queued_.begin();
+  while (static_cast<int>(running_.size()) < limits_.max_concurrent && next != queued_.end()) {
+    QueueKey key = *next;
+    ++next;  // before set_status() removes `key` from the queue
     TaskId id = queued_ids_.at(key);
     Entry& e = tasks_.at(id);
     TaskRecord& t = e.task;
+    if (ProfileState* p = profile_state(t.spec.profile)) {
+      if (held.count(t.spec.profile)) continue;
+      std::int64_t retry_at = 0;
+      if (!profile_hold(*p, now_ms, &retry_at).empty()) {
+        held.insert(t.spec.profile);
+        if (retry_at > 0) profile_wakeup_ms_ = std::min(profile_wakeup_ms_.value_or(retry_at), retry_at);
+        continue;
+      }
+    }
+    note_start(t, now_ms);
     t.attempt += 1;
     t.started_at_ms = now_ms;
     t.finished_at_ms = 0;
@@ -366,6 +392,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
   t.stderr_bytes = o.stderr_bytes;
 
   if (e->cancel_requested) {
+    note_end(t, false, false, now_ms);
     std::string why = e->cancel_message.empty() ? "cancelled by request" : e->cancel_message;
     end(*e, TaskStatus::Cancelled, EndReason::Cancelled, why + "; " + describe_end(o), now_ms,
         changes);
@@ -383,10 +410,25 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
   } else if (o.spawn_failed) {
     reason = EndReason::SpawnError;
     message = describe_end(o);
+  } else if (o.worker_result) {
+    note_end(t, false, true, now_ms);
+    end(*e, TaskStatus::Completed, EndReason::None, o.error.empty() ? "answered by its pool worker" : o.error,
+        now_ms, changes);
+    return changes;
+  } else if (o.memory_limit) {
+    reason = EndReason::MemoryLimit;
+    message = o.error.empty() ? "killed at its memory limit" : o.error;
+  } else if (o.worker_crashed) {
+    reason = EndReason::WorkerCrashed;
+    message = o.error.empty() ? "its pool worker crashed" : o.error;
+  } else if (o.worker_error) {
+    reason = EndReason::WorkerError;
+    message = o.error.empty() ? "the worker answered with an error" : o.error;
   } else if (o.exit_code) {
     reason = EndReason::ExitCode;
     message = describe_end(o);
     if (*o.exit_code == 0) {
+      note_end(t, false, true, now_ms);
       end(*e, TaskStatus::Completed, reason, message, now_ms, changes);
       return changes;
     }
@@ -394,6 +436,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
     reason = EndReason::Signal;
     message = describe_end(o);
   }
+  note_end(t, true, true, now_ms);
 
   if (t.attempt < t.spec.retry.max_attempts) {
     std::int64_t delay = retry_delay_ms(t.spec.retry, t.attempt + 1, unit_random_());
@@ -452,8 +495,8 @@ std::vector<TaskId> Scheduler::take_timed_out(std::int64_t now_ms) {
 }
 
 std::optional<std::int64_t> Scheduler::next_wakeup_ms() const {
-  std::optional<std::int64_t> next;
-  if (!timers_.empty()) next = timers_.begin()->first;
+  std::optional<std::int64_t> next = profile_wakeup_ms_;
+  if (!timers_.empty()) next = std::min(next.value_or(timers_.begin()->first), timers_.begin()->first);
   if (!deadlines_.empty()) {
     std::int64_t d = deadlines_.begin()->first;
     next = next ? std::min(*next, d) : d;
@@ -534,6 +577,132 @@ std::vector<TaskId> Scheduler::live_tasks() const {
   out.insert(out.end(), waiting_.begin(), waiting_.end());
   for (const auto& [key, id] : queued_ids_) out.push_back(id);
   return out;
+}
+
+const char* to_string(BreakerState s) {
+  switch (s) {
+    case BreakerState::Closed: return "closed";
+    case BreakerState::Open: return "open";
+    case BreakerState::HalfOpen: return "half_open";
+  }
+  return "closed";
+}
+
+void Scheduler::set_profile_rules(std::map<std::string, ProfileRules> rules) {
+  profiles_.clear();
+  for (auto& [name, r] : rules) profiles_[name].rules = r;
+  for (const TaskId& id : running_) {
+    if (ProfileState* p = profile_state(tasks_.at(id).task.spec.profile)) ++p->running;
+  }
+}
+
+Scheduler::ProfileState* Scheduler::profile_state(const std::string& name) {
+  if (name.empty()) return nullptr;
+  auto it = profiles_.find(name);
+  return it == profiles_.end() ? nullptr : &it->second;
+}
+
+const Scheduler::ProfileState* Scheduler::profile_state(const std::string& name) const {
+  if (name.empty()) return nullptr;
+  auto it = profiles_.find(name);
+  return it == profiles_.end() ? nullptr : &it->second;
+}
+
+double Scheduler::bucket_size(const RateLimit& r) {
+  return r.burst > 0 ? r.burst : std::max(1.0, std::ceil(r.per_minute));
+}
+
+double Scheduler::tokens_now(const ProfileState& p, std::int64_t now_ms) const {
+  const RateLimit& r = p.rules.rate_limit;
+  if (p.refilled_at_ms < 0) return bucket_size(r);
+  double gained = static_cast<double>(std::max<std::int64_t>(0, now_ms - p.refilled_at_ms)) * r.per_minute / 60000.0;
+  return std::min(bucket_size(r), p.tokens + gained);
+}
+
+std::string Scheduler::profile_hold(const ProfileState& p, std::int64_t now_ms, std::int64_t* retry_at_ms) const {
+  const ProfileRules& r = p.rules;
+  if (r.max_concurrent > 0 && p.running >= r.max_concurrent) {
+    return "its profile runs " + std::to_string(p.running) + " of at most " + std::to_string(r.max_concurrent) +
+           " tasks at once";
+  }
+  if (p.breaker == BreakerState::Open && now_ms < p.open_until_ms) {
+    if (retry_at_ms) *retry_at_ms = p.open_until_ms;
+    return "its profile's circuit breaker is open after " + std::to_string(p.consecutive_failures) +
+           " consecutive failures; one task tries again at " + to_iso8601(p.open_until_ms);
+  }
+  if (p.breaker != BreakerState::Closed && p.probe_running) {
+    return "its profile's circuit breaker is half-open: one trial task runs, the rest wait for its result";
+  }
+  if (r.rate_limit.per_minute > 0) {
+    double tokens = tokens_now(p, now_ms);
+    if (tokens < 1.0) {
+      auto wait_ms = static_cast<std::int64_t>(std::ceil((1.0 - tokens) * 60000.0 / r.rate_limit.per_minute));
+      if (retry_at_ms) *retry_at_ms = now_ms + std::max<std::int64_t>(1, wait_ms);
+      char rate[32];
+      std::snprintf(rate, sizeof rate, "%g", r.rate_limit.per_minute);
+      return std::string("its profile's rate limit (") + rate + " starts per minute) is used up; the next start is at " +
+             to_iso8601(now_ms + std::max<std::int64_t>(1, wait_ms));
+    }
+  }
+  return "";
+}
+
+void Scheduler::note_start(const TaskRecord& t, std::int64_t now_ms) {
+  ProfileState* p = profile_state(t.spec.profile);
+  if (!p) return;
+  if (p->rules.rate_limit.per_minute > 0) {
+    p->tokens = tokens_now(*p, now_ms) - 1.0;
+    p->refilled_at_ms = now_ms;
+  }
+  if (p->breaker == BreakerState::Open && now_ms >= p->open_until_ms) p->breaker = BreakerState::HalfOpen;
+  if (p->breaker == BreakerState::HalfOpen) p->probe_running = true;
+}
+
+void Scheduler::note_end(const TaskRecord& t, bool failed, bool counts_for_breaker, std::int64_t now_ms) {
+  ProfileState* p = profile_state(t.spec.profile);
+  if (!p || p->rules.breaker.failures <= 0) return;
+  p->probe_running = false;
+  if (!counts_for_breaker) return;
+  if (!failed) {
+    p->consecutive_failures = 0;
+    p->breaker = BreakerState::Closed;
+    return;
+  }
+  ++p->consecutive_failures;
+  if (p->breaker == BreakerState::HalfOpen || p->consecutive_failures >= p->rules.breaker.failures) {
+    p->breaker = BreakerState::Open;
+    p->open_until_ms = now_ms + p->rules.breaker.cooldown_ms;
+  }
+}
+
+std::vector<ProfileView> Scheduler::profile_views(std::int64_t now_ms) const {
+  std::map<std::string, std::size_t> queued;
+  for (const auto& [key, id] : queued_ids_) {
+    const std::string& name = tasks_.at(id).task.spec.profile;
+    if (!name.empty()) ++queued[name];
+  }
+  std::vector<ProfileView> out;
+  for (const auto& [name, p] : profiles_) {
+    ProfileView v;
+    v.name = name;
+    v.running = p.running;
+    v.max_concurrent = p.rules.max_concurrent;
+    v.queued = queued.count(name) ? queued.at(name) : 0;
+    if (p.rules.rate_limit.per_minute > 0) v.tokens = std::max(0.0, tokens_now(p, now_ms));
+    v.breaker = p.breaker == BreakerState::Open && now_ms >= p.open_until_ms ? BreakerState::HalfOpen : p.breaker;
+    v.consecutive_failures = p.consecutive_failures;
+    if (p.breaker == BreakerState::Open) v.breaker_open_until_ms = p.open_until_ms;
+    v.held = profile_hold(p, now_ms, nullptr);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::string Scheduler::held_reason(const TaskRecord& t, std::int64_t now_ms) const {
+  if (t.status != TaskStatus::Queued) return "";
+  if (!admission_hold_.empty()) return admission_hold_;
+  if (const ProfileState* p = profile_state(t.spec.profile)) return profile_hold(*p, now_ms, nullptr);
+  return "";
 }
 
 }  // namespace orch::engine
