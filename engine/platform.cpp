@@ -153,3 +153,12 @@ std::int64_t peak_rss_kb() {
 std::int64_t mem_available_kb() { return read_kib_field("/proc/meminfo", "MemAvailable"); }
 
 }  // namespace orch::engine::platform
+
+namespace orch::engine::platform {
+
+std::int64_t process_rss_kb(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/status";
+  return read_kib_field(path.c_str(), "VmRSS");
+}
+
+}  // namespace orch::engine::platform
