@@ -646,6 +646,15 @@ Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
   if (!spec.profile.empty() && !im.profiles.count(spec.profile)) {
     return make_error(ErrorCode::NotFound, "unknown profile '" + spec.profile + "'");
   }
+  if (spec.kind == TaskKind::Pool) {
+    // The task runs in a worker that already runs: its process settings are the profile's.
+    const Profile& p = im.profiles.at(spec.profile);
+    if (spec.cwd != p.cwd || spec.env != p.env || spec.stdin_data) {
+      return make_error(ErrorCode::InvalidArgument,
+                        "profile '" + spec.profile + "' is a worker pool: its workers already run, so a task "
+                        "cannot set cwd, env or stdin; pass what the worker needs in input");
+    }
+  }
   // Every submit, whatever its form: no tool can skip this (SPEC §7).
   if (auto allowed = im.opts.allow.check(spec, merged_environment(spec.env), im.server_cwd); !allowed) {
     return allowed.error();

@@ -46,6 +46,17 @@ void drain_nonblocking(int fd, SpoolWriter* into) {
   }
 }
 
+std::size_t drain_counted(int fd) {
+  char buf[65536];
+  std::size_t total = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return total;
+    total += static_cast<std::size_t>(n);
+  }
+}
+
 }  // namespace
 
 struct ProcessPool::Impl {
@@ -255,6 +266,8 @@ struct ProcessPool::Impl {
           if (recycle) {
             w.retiring = true;
             w.state = "stopping";
+          } else {
+            w.state = "idle";  // run() may hand it the next task while on_done runs
           }
         }
       }
@@ -283,6 +296,11 @@ struct ProcessPool::Impl {
   PoolOutcome run_one(Worker& w, const PoolRequest& req) {
     PoolOutcome o;
     drain_nonblocking(w.err.get(), nullptr);  // between-task noise belongs to no task
+    // Lines after an answer that came in a later write: they would be taken
+    // as this task's; they belong to none.
+    if (std::size_t stale = drain_counted(w.out.get()); stale > 0) {
+      spdlog::warn("pool {}: worker {} printed {} bytes after its last answer; discarded", opts.name, w.pid, stale);
+    }
     auto out_writer = spool.open_writer(req.task_id, StreamKind::Stdout);
     auto err_writer = spool.open_writer(req.task_id, StreamKind::Stderr);
     SpoolWriter* err_spool = err_writer ? err_writer->get() : nullptr;

@@ -140,11 +140,14 @@ TEST_F(PoolProfiles, TheCppWorkerServesTasks) {
   EXPECT_EQ(r["result"].value("echo", ""), "native");
 }
 
-TEST_F(PoolProfiles, ParamsAreRefusedForAPoolProfile) {
+TEST_F(PoolProfiles, ParamsAndProcessSettingsAreRefusedForAPoolProfile) {
   ServerProcess& server = start_with({{"min", 0}, {"max", 1}});
   json r = server.call_tool("submitTask", {{"profile", "echo"}, {"params", {{"a", "b"}}}});
   EXPECT_TRUE(r.value("isError", false));
   EXPECT_NE(result_text(r).find("input"), std::string::npos);
+  json cwd = server.call_tool("submitTask", {{"profile", "echo"}, {"input", 1}, {"cwd", "/tmp"}});
+  EXPECT_TRUE(cwd.value("isError", false)) << "a running worker cannot change its directory";
+  EXPECT_NE(result_text(cwd).find("cannot set cwd"), std::string::npos) << result_text(cwd);
 }
 
 }  // namespace
