@@ -1,8 +1,6 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -98,7 +96,7 @@ void Scheduler::remove_from_indexes(const Entry& e) {
       break;
     case TaskStatus::Running:
       if (running_.erase(t.id) > 0) {
-        if (ProfileState* p = profile_state(t.spec.profile)) --p->running;
+        gate_.count_running(t.spec.profile, -1);
       }
       if (t.spec.timeout_ms) deadlines_.erase({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
@@ -124,7 +122,7 @@ void Scheduler::set_status(Entry& e, TaskStatus to, std::vector<Change>& changes
       break;
     case TaskStatus::Running:
       if (running_.insert(t.id).second) {
-        if (ProfileState* p = profile_state(t.spec.profile)) ++p->running;
+        gate_.count_running(t.spec.profile, 1);
       }
       if (t.spec.timeout_ms) deadlines_.insert({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
@@ -243,7 +241,7 @@ void Scheduler::restore(TaskRecord task) {
     case TaskStatus::Waiting: waiting_.insert(id); break;
     case TaskStatus::Running:
       running_.insert(id);
-      if (ProfileState* p = profile_state(e.task.spec.profile)) ++p->running;
+      gate_.count_running(e.task.spec.profile, 1);
       break;
     default: finished_.insert({e.task.finished_at_ms, e.task.seq}); break;
   }
@@ -348,16 +346,16 @@ std::vector<Change> Scheduler::take_runnable(std::int64_t now_ms, std::vector<Ta
     TaskId id = queued_ids_.at(key);
     Entry& e = tasks_.at(id);
     TaskRecord& t = e.task;
-    if (ProfileState* p = profile_state(t.spec.profile)) {
+    if (gate_.has(t.spec.profile)) {
       if (held.count(t.spec.profile)) continue;
       std::int64_t retry_at = 0;
-      if (!profile_hold(*p, now_ms, &retry_at).empty()) {
+      if (!gate_.hold(t.spec.profile, now_ms, &retry_at).empty()) {
         held.insert(t.spec.profile);
         if (retry_at > 0) profile_wakeup_ms_ = std::min(profile_wakeup_ms_.value_or(retry_at), retry_at);
         continue;
       }
+      gate_.started(t.spec.profile, now_ms);
     }
-    note_start(t, now_ms);
     t.attempt += 1;
     t.started_at_ms = now_ms;
     t.finished_at_ms = 0;
@@ -392,7 +390,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
   t.stderr_bytes = o.stderr_bytes;
 
   if (e->cancel_requested) {
-    note_end(t, false, false, now_ms);
+    gate_.ended(t.spec.profile, false, false, now_ms);
     std::string why = e->cancel_message.empty() ? "cancelled by request" : e->cancel_message;
     end(*e, TaskStatus::Cancelled, EndReason::Cancelled, why + "; " + describe_end(o), now_ms,
         changes);
@@ -411,7 +409,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
     reason = EndReason::SpawnError;
     message = describe_end(o);
   } else if (o.worker_result) {
-    note_end(t, false, true, now_ms);
+    gate_.ended(t.spec.profile, false, true, now_ms);
     end(*e, TaskStatus::Completed, EndReason::None, o.error.empty() ? "answered by its pool worker" : o.error,
         now_ms, changes);
     return changes;
@@ -428,7 +426,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
     reason = EndReason::ExitCode;
     message = describe_end(o);
     if (*o.exit_code == 0) {
-      note_end(t, false, true, now_ms);
+      gate_.ended(t.spec.profile, false, true, now_ms);
       end(*e, TaskStatus::Completed, reason, message, now_ms, changes);
       return changes;
     }
@@ -436,7 +434,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
     reason = EndReason::Signal;
     message = describe_end(o);
   }
-  note_end(t, true, true, now_ms);
+  gate_.ended(t.spec.profile, true, true, now_ms);
 
   if (t.attempt < t.spec.retry.max_attempts) {
     std::int64_t delay = retry_delay_ms(t.spec.retry, t.attempt + 1, unit_random_());
@@ -579,100 +577,9 @@ std::vector<TaskId> Scheduler::live_tasks() const {
   return out;
 }
 
-const char* to_string(BreakerState s) {
-  switch (s) {
-    case BreakerState::Closed: return "closed";
-    case BreakerState::Open: return "open";
-    case BreakerState::HalfOpen: return "half_open";
-  }
-  return "closed";
-}
-
 void Scheduler::set_profile_rules(std::map<std::string, ProfileRules> rules) {
-  profiles_.clear();
-  for (auto& [name, r] : rules) profiles_[name].rules = r;
-  for (const TaskId& id : running_) {
-    if (ProfileState* p = profile_state(tasks_.at(id).task.spec.profile)) ++p->running;
-  }
-}
-
-Scheduler::ProfileState* Scheduler::profile_state(const std::string& name) {
-  if (name.empty()) return nullptr;
-  auto it = profiles_.find(name);
-  return it == profiles_.end() ? nullptr : &it->second;
-}
-
-const Scheduler::ProfileState* Scheduler::profile_state(const std::string& name) const {
-  if (name.empty()) return nullptr;
-  auto it = profiles_.find(name);
-  return it == profiles_.end() ? nullptr : &it->second;
-}
-
-double Scheduler::bucket_size(const RateLimit& r) {
-  return r.burst > 0 ? r.burst : std::max(1.0, std::ceil(r.per_minute));
-}
-
-double Scheduler::tokens_now(const ProfileState& p, std::int64_t now_ms) const {
-  const RateLimit& r = p.rules.rate_limit;
-  if (p.refilled_at_ms < 0) return bucket_size(r);
-  double gained = static_cast<double>(std::max<std::int64_t>(0, now_ms - p.refilled_at_ms)) * r.per_minute / 60000.0;
-  return std::min(bucket_size(r), p.tokens + gained);
-}
-
-std::string Scheduler::profile_hold(const ProfileState& p, std::int64_t now_ms, std::int64_t* retry_at_ms) const {
-  const ProfileRules& r = p.rules;
-  if (r.max_concurrent > 0 && p.running >= r.max_concurrent) {
-    return "its profile runs " + std::to_string(p.running) + " of at most " + std::to_string(r.max_concurrent) +
-           " tasks at once";
-  }
-  if (p.breaker == BreakerState::Open && now_ms < p.open_until_ms) {
-    if (retry_at_ms) *retry_at_ms = p.open_until_ms;
-    return "its profile's circuit breaker is open after " + std::to_string(p.consecutive_failures) +
-           " consecutive failures; one task tries again at " + to_iso8601(p.open_until_ms);
-  }
-  if (p.breaker != BreakerState::Closed && p.probe_running) {
-    return "its profile's circuit breaker is half-open: one trial task runs, the rest wait for its result";
-  }
-  if (r.rate_limit.per_minute > 0) {
-    double tokens = tokens_now(p, now_ms);
-    if (tokens < 1.0) {
-      auto wait_ms = static_cast<std::int64_t>(std::ceil((1.0 - tokens) * 60000.0 / r.rate_limit.per_minute));
-      if (retry_at_ms) *retry_at_ms = now_ms + std::max<std::int64_t>(1, wait_ms);
-      char rate[32];
-      std::snprintf(rate, sizeof rate, "%g", r.rate_limit.per_minute);
-      return std::string("its profile's rate limit (") + rate + " starts per minute) is used up; the next start is at " +
-             to_iso8601(now_ms + std::max<std::int64_t>(1, wait_ms));
-    }
-  }
-  return "";
-}
-
-void Scheduler::note_start(const TaskRecord& t, std::int64_t now_ms) {
-  ProfileState* p = profile_state(t.spec.profile);
-  if (!p) return;
-  if (p->rules.rate_limit.per_minute > 0) {
-    p->tokens = tokens_now(*p, now_ms) - 1.0;
-    p->refilled_at_ms = now_ms;
-  }
-  if (p->breaker == BreakerState::Open && now_ms >= p->open_until_ms) p->breaker = BreakerState::HalfOpen;
-  if (p->breaker == BreakerState::HalfOpen) p->probe_running = true;
-}
-
-void Scheduler::note_end(const TaskRecord& t, bool failed, bool counts_for_breaker, std::int64_t now_ms) {
-  ProfileState* p = profile_state(t.spec.profile);
-  if (!p || p->rules.breaker.failures <= 0) return;
-  p->probe_running = false;
-  if (!counts_for_breaker) return;
-  if (!failed) {
-    p->consecutive_failures = 0;
-    p->breaker = BreakerState::Closed;
-    return;
-  }
-  ++p->consecutive_failures;
-  if (p->breaker == BreakerState::HalfOpen || p->consecutive_failures >= p->rules.breaker.failures) {
-    p->breaker = BreakerState::Open;
-    p->open_until_ms = now_ms + p->rules.breaker.cooldown_ms;
-  }
+  gate_.set_rules(std::move(rules));
+  for (const TaskId& id : running_) gate_.count_running(tasks_.at(id).task.spec.profile, 1);
 }
 
 std::vector<ProfileView> Scheduler::profile_views(std::int64_t now_ms) const {
@@ -681,28 +588,13 @@ std::vector<ProfileView> Scheduler::profile_views(std::int64_t now_ms) const {
     const std::string& name = tasks_.at(id).task.spec.profile;
     if (!name.empty()) ++queued[name];
   }
-  std::vector<ProfileView> out;
-  for (const auto& [name, p] : profiles_) {
-    ProfileView v;
-    v.name = name;
-    v.running = p.running;
-    v.max_concurrent = p.rules.max_concurrent;
-    v.queued = queued.count(name) ? queued.at(name) : 0;
-    if (p.rules.rate_limit.per_minute > 0) v.tokens = std::max(0.0, tokens_now(p, now_ms));
-    v.breaker = p.breaker == BreakerState::Open && now_ms >= p.open_until_ms ? BreakerState::HalfOpen : p.breaker;
-    v.consecutive_failures = p.consecutive_failures;
-    if (p.breaker == BreakerState::Open) v.breaker_open_until_ms = p.open_until_ms;
-    v.held = profile_hold(p, now_ms, nullptr);
-    out.push_back(std::move(v));
-  }
-  return out;
+  return gate_.views(now_ms, queued);
 }
 
 std::string Scheduler::held_reason(const TaskRecord& t, std::int64_t now_ms) const {
   if (t.status != TaskStatus::Queued) return "";
   if (!admission_hold_.empty()) return admission_hold_;
-  if (const ProfileState* p = profile_state(t.spec.profile)) return profile_hold(*p, now_ms, nullptr);
-  return "";
+  return gate_.hold(t.spec.profile, now_ms, nullptr);
 }
 
 }  // namespace orch::engine

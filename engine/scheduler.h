@@ -23,6 +23,7 @@
 
 #include "common/result.h"
 #include "engine/profile.h"
+#include "engine/profile_gate.h"
 #include "engine/task.h"
 
 namespace orch::engine {
@@ -170,25 +171,6 @@ class Scheduler {
   void remove_from_indexes(const Entry& e);
   static QueueKey queue_key(const TaskRecord& t) { return {-t.spec.priority, t.seq}; }
 
-  struct ProfileState {
-    ProfileRules rules;
-    int running = 0;
-    double tokens = 0;
-    std::int64_t refilled_at_ms = -1;  // -1: never (the bucket starts full)
-    int consecutive_failures = 0;
-    BreakerState breaker = BreakerState::Closed;
-    std::int64_t open_until_ms = 0;
-    bool probe_running = false;        // half-open: the one trial start is under way
-  };
-  ProfileState* profile_state(const std::string& name);
-  const ProfileState* profile_state(const std::string& name) const;
-  static double bucket_size(const RateLimit& r);
-  double tokens_now(const ProfileState& p, std::int64_t now_ms) const;
-  // Empty when a task of this profile may start now; else why not, and
-  // `retry_at_ms` (when known) when that may change without another event.
-  std::string profile_hold(const ProfileState& p, std::int64_t now_ms, std::int64_t* retry_at_ms) const;
-  void note_start(const TaskRecord& t, std::int64_t now_ms);
-  void note_end(const TaskRecord& t, bool failed, bool counts_for_breaker, std::int64_t now_ms);
 
   Limits limits_;
   std::function<double()> unit_random_;
@@ -205,7 +187,7 @@ class Scheduler {
   std::unordered_map<std::string, TaskId> idempotency_;
   std::int64_t max_seq_ = 0;
   std::set<TaskId> kept_running_;  // restore_done() leaves these running
-  std::map<std::string, ProfileState> profiles_;
+  ProfileGate gate_;  // per-profile concurrency, rate limits, breakers
   std::string admission_hold_;
   std::optional<std::int64_t> profile_wakeup_ms_;  // a held profile may start then
 };
