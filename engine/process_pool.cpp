@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <list>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -80,6 +81,7 @@ struct ProcessPool::Impl {
   mutable std::mutex mu;
   std::list<std::unique_ptr<Worker>> workers;  // guarded by mu
   std::deque<PoolRequest> pending;             // guarded by mu
+  std::set<TaskId> stopped_pending;            // guarded by mu: stopped before a worker took them
   bool stopping = false;                       // guarded by mu
 
   Impl(Options o, Spool& s) : opts(std::move(o)), spool(s) {}
@@ -244,6 +246,15 @@ struct ProcessPool::Impl {
         if (stopping || w.retiring) break;
         req = std::move(*w.job);
         w.job.reset();
+        if (stopped_pending.erase(req.task_id) > 0) {
+          // Stopped while it waited: it ends here, outside the lock.
+          lock.unlock();
+          PoolOutcome o;
+          o.kind = PoolOutcome::Kind::Stopped;
+          o.message = "stopped before a worker took it";
+          if (req.on_done) req.on_done(o);
+          continue;
+        }
         w.state = "busy";
         w.current = req.task_id;
         w.stop_current = false;
@@ -500,30 +511,25 @@ Status ProcessPool::run(PoolRequest request) {
   return {};
 }
 
+// Never calls back: the engine calls this under its own lock, which
+// on_done takes. A request still waiting for a worker is marked, and the
+// worker that takes it reports it stopped.
 bool ProcessPool::stop_task(const TaskId& id) {
   Impl& m = *impl_;
-  std::optional<PoolRequest> unstarted;
-  {
-    std::lock_guard lock(m.mu);
-    for (auto& w : m.workers) {
-      if (w->current == id && w->pid > 0) {
-        w->stop_current = true;
-        ::kill(-w->pid, SIGTERM);
-        w->kill_at = Clock::now() + m.opts.stop_grace;
-        return true;
-      }
+  std::lock_guard lock(m.mu);
+  for (auto& w : m.workers) {
+    if (w->current == id && w->pid > 0) {
+      w->stop_current = true;
+      ::kill(-w->pid, SIGTERM);
+      w->kill_at = Clock::now() + m.opts.stop_grace;
+      return true;
     }
-    auto it = std::find_if(m.pending.begin(), m.pending.end(), [&](const PoolRequest& r) { return r.task_id == id; });
-    if (it == m.pending.end()) return false;
-    unstarted = std::move(*it);
-    m.pending.erase(it);
   }
-  // Not taken by a worker yet: it ends now, outside the lock.
-  PoolOutcome o;
-  o.kind = PoolOutcome::Kind::Stopped;
-  o.message = "stopped before a worker took it";
-  if (unstarted->on_done) unstarted->on_done(o);
-  return true;
+  auto waiting = [&](const PoolRequest& r) { return r.task_id == id; };
+  bool queued = std::any_of(m.pending.begin(), m.pending.end(), waiting);
+  for (const auto& w : m.workers) queued = queued || (w->job && w->job->task_id == id);
+  if (queued) m.stopped_pending.insert(id);
+  return queued;
 }
 
 std::vector<PoolWorkerView> ProcessPool::workers() const {

@@ -102,7 +102,9 @@ class ProcessPool {
   // (then on_done is never called).
   Status run(PoolRequest request);
   // Stops the worker running this task (SIGTERM to its group, SIGKILL after
-  // stop_grace); its on_done reports Stopped. False when no worker has it.
+  // stop_grace), or marks it when it still waits for a worker; its on_done
+  // reports Stopped, later and on a worker's thread (never from this call).
+  // False when the pool does not have it.
   bool stop_task(const TaskId& id);
   std::vector<PoolWorkerView> workers() const;
   const std::string& name() const;
