@@ -257,6 +257,10 @@ struct Engine::Impl {
     const TaskRecord* t = scheduler.find(id);
     if (!t) return;
     TaskRecord task = *t;
+    if (task.spec.kind == TaskKind::Pool) {
+      launch_pool_locked(task);
+      return;
+    }
     ++launching;
     bool posted = workers->post([this, task = std::move(task)](std::stop_token) { launch(task); });
     if (!posted) {
@@ -297,16 +301,19 @@ struct Engine::Impl {
     if (t.pid && runner) runner->terminate(*t.pid, grace);
   }
 
-  void launch_pool(const TaskRecord& task) {
+  // A pool task only hands a line to a running worker: no spawn, so it is
+  // started here on the dispatcher rather than on a worker thread. The pool
+  // never calls back from start(), so holding mu is safe.
+  void launch_pool_locked(const TaskRecord& task) {
     const TaskId id = task.id;
     const int attempt = task.attempt;
     auto on_started = [this, id, attempt](pid_t pid) {
       std::lock_guard lock(mu);
       TaskRecord* live = scheduler.mutable_task(id);
       if (!live || live->status != TaskStatus::Running || live->attempt != attempt) return;
+      // Shown, not stored: a worker has no keeper, so after a crash its pid leads nowhere.
       live->pid = pid;
       change_log.changed(id);
-      if (store) (void)store->update_progress(*live);
       if (scheduler.should_stop(id) && pools) pools->stop(id);
       changed.notify_all();
     };
@@ -318,9 +325,6 @@ struct Engine::Impl {
     };
     Status started = pools ? pools->start(task, on_started, [this, id](const Progress& p) { on_progress(id, p); }, on_end)
                            : Status(make_error(ErrorCode::Unavailable, "no pools"));
-    std::lock_guard lock(mu);
-    --launching;
-    changed.notify_all();
     if (!started) {
       ++spawn_errors;
       AttemptOutcome failed;
@@ -332,10 +336,6 @@ struct Engine::Impl {
   }
 
   void launch(const TaskRecord& task) {
-    if (task.spec.kind == TaskKind::Pool) {
-      launch_pool(task);
-      return;
-    }
     LaunchSpec spec;
     spec.task_id = task.id;
     if (task.spec.kind == TaskKind::Command) spec.argv = {"/bin/sh", "-c", task.spec.command};

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <stdexcept>
 #include <sstream>
 
 namespace orch::engine {
@@ -23,14 +24,16 @@ std::vector<std::string> env_over(const std::vector<std::string>& base, const st
 }
 
 // Written before the attempt is reported, so a reader never sees the task
-// completed without its result.
+// completed without its result. In place, without a temporary file and a
+// rename: readers look only after the attempt ended, and a file torn by a
+// crash reads as no result (getResult leaves out what does not parse).
 void save_result(const std::filesystem::path& path, const std::string& json_text) {
-  const std::string tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << json_text;
-  }
-  std::filesystem::rename(tmp, path);
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << json_text;
+  out.flush();
+  if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
 AttemptOutcome to_outcome(const PoolOutcome& p) {
@@ -86,7 +89,13 @@ Status PoolSet::start(const TaskRecord& task, std::function<void(pid_t)> on_star
   }
   std::error_code ec;
   const auto dir = spool_.dir() / task.id;
-  std::filesystem::remove(dir / kResultFile, ec);  // an earlier attempt's
+  if (task.attempt > 1) {
+    // An earlier attempt's answer and output; the first has none to remove.
+    for (const auto& old : {dir / kResultFile, spool_.path(task.id, StreamKind::Stdout),
+                            spool_.path(task.id, StreamKind::Stderr)}) {
+      std::filesystem::remove(old, ec);
+    }
+  }
   PoolRequest req;
   req.task_id = task.id;
   req.input_json = task.spec.input_json.empty() ? "null" : task.spec.input_json;

@@ -37,13 +37,12 @@ std::string first_bytes(const std::string& s, std::size_t n = 200) {
   return s.size() <= n ? s : s.substr(0, n) + "...";
 }
 
-void drain_nonblocking(int fd, SpoolWriter* into) {
+void discard_available(int fd) {
   char buf[65536];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
-    if (into) (void)into->append(buf, static_cast<std::size_t>(n));
   }
 }
 
@@ -306,15 +305,25 @@ struct ProcessPool::Impl {
   // One task on worker `w`: request line out, protocol lines in.
   PoolOutcome run_one(Worker& w, const PoolRequest& req) {
     PoolOutcome o;
-    drain_nonblocking(w.err.get(), nullptr);  // between-task noise belongs to no task
+    discard_available(w.err.get());  // between-task noise belongs to no task
     // Lines after an answer that came in a later write: they would be taken
     // as this task's; they belong to none.
     if (std::size_t stale = drain_counted(w.out.get()); stale > 0) {
       spdlog::warn("pool {}: worker {} printed {} bytes after its last answer; discarded", opts.name, w.pid, stale);
     }
-    auto out_writer = spool.open_writer(req.task_id, StreamKind::Stdout);
-    auto err_writer = spool.open_writer(req.task_id, StreamKind::Stderr);
-    SpoolWriter* err_spool = err_writer ? err_writer->get() : nullptr;
+    // Files are made only when there is something to keep: creating one costs
+    // about as much as the whole round trip to a warm worker. A worker has no
+    // stdout of the task's (its stdout is the protocol), and a missing stderr
+    // file reads as empty.
+    std::unique_ptr<SpoolWriter> err_writer;
+    auto stderr_chunk = [&](const char* data, std::size_t n) {
+      if (!err_writer) {
+        auto opened = spool.open_writer(req.task_id, StreamKind::Stderr);
+        if (!opened) return;
+        err_writer = std::move(*opened);
+      }
+      (void)err_writer->append(data, n);
+    };
     const std::string line = "{\"id\":" + nlohmann::json(req.task_id).dump() + ",\"input\":" + req.input_json + "}\n";
     if (!write_all(w.in.get(), line.data(), line.size())) {
       kill_and_reap(w, &o);
@@ -344,7 +353,7 @@ struct ProcessPool::Impl {
       if (r < 0 && errno != EINTR) break;
       if (fds[1].revents) {
         ssize_t n = ::read(w.err.get(), chunk, sizeof chunk);
-        if (n > 0 && err_spool) (void)err_spool->append(chunk, static_cast<std::size_t>(n));
+        if (n > 0) stderr_chunk(chunk, static_cast<std::size_t>(n));
       }
       if (!fds[0].revents) continue;
       ssize_t n = ::read(w.out.get(), chunk, sizeof chunk);
@@ -385,8 +394,16 @@ struct ProcessPool::Impl {
         break;
       }
     }
-    if (w.pid > 0) drain_nonblocking(w.err.get(), err_spool);
-    if (err_spool) o.stderr_bytes = err_spool->total_bytes();
+    if (w.pid > 0) {
+      char rest[65536];
+      for (;;) {
+        ssize_t n = ::read(w.err.get(), rest, sizeof rest);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        stderr_chunk(rest, static_cast<std::size_t>(n));
+      }
+    }
+    if (err_writer) o.stderr_bytes = err_writer->total_bytes();
     return o;
   }
 
