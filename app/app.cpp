@@ -78,7 +78,8 @@ std::string find_task_keeper() {
   return found;
 }
 
-engine::EngineOptions engine_options(const Config& c, const std::filesystem::path& state_dir,
+engine::EngineOptions engine_options(const Config& c, const engine::AllowList& allow,
+                                     const std::filesystem::path& state_dir,
                                      std::vector<engine::RunningProcess> handed_over = {},
                                      engine::Lifeline lifeline = {}) {
   engine::EngineOptions o;
@@ -92,6 +93,9 @@ engine::EngineOptions engine_options(const Config& c, const std::filesystem::pat
   o.retention_age = std::chrono::hours(c.retention_hours);
   o.keeper_path = find_task_keeper();
   o.orphans = c.adopt_orphans ? engine::OrphanPolicy::Adopt : engine::OrphanPolicy::Kill;
+  o.profiles = c.profiles;
+  o.allow = allow;
+  o.memory_floor_mb = c.memory_floor_mb;
   o.handed_over = std::move(handed_over);
   o.inherited_lifeline = lifeline;
   return o;
@@ -100,19 +104,24 @@ engine::EngineOptions engine_options(const Config& c, const std::filesystem::pat
 Result<std::unique_ptr<engine::Engine>> open_engine(Config& config, bool state_dir_explicit,
                                                     std::vector<engine::RunningProcess> handed_over,
                                                     engine::Lifeline lifeline) {
+  const char* server_path = std::getenv("PATH");
+  auto allowed = engine::AllowList::create(config.security.allow_commands, config.security.allowed_dirs,
+                                           server_path ? server_path : "/usr/local/bin:/usr/bin:/bin");
+  if (!allowed) return make_error(allowed.error().code, "security: " + allowed.error().message);
+  const engine::AllowList& allow = *allowed;
   // After a restart in place the state directory is the one the previous
   // image used (config.state_dir was set from the hand-over).
   if (!handed_over.empty() || lifeline.write_fd >= 0) {
-    return engine::Engine::open(engine_options(config, config.state_dir, std::move(handed_over), lifeline));
+    return engine::Engine::open(engine_options(config, allow, config.state_dir, std::move(handed_over), lifeline));
   }
-  auto first = engine::Engine::open(engine_options(config, config.state_dir));
+  auto first = engine::Engine::open(engine_options(config, allow, config.state_dir));
   if (first || first.error().code != ErrorCode::Unavailable || state_dir_explicit ||
       !config.store_file.empty()) {
     return first;
   }
   for (int slot = 2; slot <= kStateSlots; ++slot) {
     auto dir = config.state_dir / "instances" / std::to_string(slot);
-    auto next = engine::Engine::open(engine_options(config, dir));
+    auto next = engine::Engine::open(engine_options(config, allow, dir));
     if (next) {
       spdlog::info("{}; using {}", first.error().message, dir.string());
       config.state_dir = dir;
@@ -189,7 +198,13 @@ Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit)
   impl->held_memory = debug_hold_memory();
   impl->engine = std::move(*engine);
   if (impl->handed) impl->engine->set_restart_info(impl->handed->restarts);
-  impl->tools = std::make_unique<tools::ToolRegistry>(*impl->engine);
+  tools::ToolRegistryOptions tool_options;
+  engine::Engine& engine_ref = *impl->engine;
+  tool_options.profiles = [&engine_ref](const std::string& name, const std::map<std::string, std::string>& params,
+                                        const std::optional<nlohmann::json>& input) {
+    return engine_ref.expand_profile(name, params, input ? std::optional<std::string>(input->dump()) : std::nullopt);
+  };
+  impl->tools = std::make_unique<tools::ToolRegistry>(*impl->engine, std::move(tool_options));
   mcp::ServerInfo info{"mcp-orchestrator", "MCP Orchestrator", ORCH_VERSION,
                        tools::ToolRegistry::server_instructions()};
   engine::WorkerPool& pool = impl->engine->workers();
@@ -202,11 +217,10 @@ Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit)
   impl->resources = std::make_unique<tools::TaskResources>(*impl->engine);
   impl->server->serve_resources(*impl->resources);
   impl->server->serve_prompts(impl->prompts);
-  if (impl->config.has_profiles) {
-    spdlog::warn("the config's \"profiles\" section is not used by this version");
-  }
-  if (impl->config.has_security) {
-    spdlog::warn("the config's \"security\" section is not enforced by this version");
+  if (!impl->config.profiles.empty()) {
+    std::string names;
+    for (const auto& p : impl->config.profiles) names += (names.empty() ? "" : ", ") + p.name;
+    spdlog::info("profiles: {}", names);
   }
   return std::unique_ptr<App>(new App(std::move(impl)));
 }

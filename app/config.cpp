@@ -92,7 +92,7 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   if (auto it = root.find("limits"); it != root.end()) {
     if (!it->is_object()) return r.error("limits", "must be an object");
     if (auto st = r.only_keys(*it, "limits", {"maxConcurrent", "queueSize", "maxMessageBytes", "httpThreads",
-                                              "httpSessions"});
+                                              "httpSessions", "memoryFloorMb"});
         !st) {
       return st;
     }
@@ -100,6 +100,7 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
     if (auto st = r.integer(*it, "limits", "httpSessions", 1, 100'000, next.http_max_sessions); !st) return st;
     if (auto st = r.integer(*it, "limits", "maxConcurrent", 1, 4096, next.max_concurrent); !st) return st;
     if (auto st = r.integer(*it, "limits", "queueSize", 1, 10'000'000, next.queue_size); !st) return st;
+    if (auto st = r.integer(*it, "limits", "memoryFloorMb", 0, 1 << 24, next.memory_floor_mb); !st) return st;
     if (auto st = r.integer(*it, "limits", "maxMessageBytes", 1024, 1ll << 30, next.max_message_bytes); !st) {
       return st;
     }
@@ -143,12 +144,10 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
     }
   }
   if (auto it = root.find("profiles"); it != root.end()) {
-    if (!it->is_object()) return r.error("profiles", "must be an object of named profiles");
-    next.has_profiles = !it->empty();
+    if (auto st = parse_profiles(*it, origin + ": ", next.profiles); !st) return st;
   }
   if (auto it = root.find("security"); it != root.end()) {
-    if (!it->is_object()) return r.error("security", "must be an object");
-    next.has_security = !it->empty();
+    if (auto st = parse_security(*it, origin + ": ", next.security); !st) return st;
   }
   config = next;
   return {};
@@ -160,7 +159,8 @@ std::string config_file_text(const Config& config) {
                    {"queueSize", config.queue_size},
                    {"maxMessageBytes", config.max_message_bytes},
                    {"httpThreads", config.http_max_threads},
-                   {"httpSessions", config.http_max_sessions}};
+                   {"httpSessions", config.http_max_sessions},
+                   {"memoryFloorMb", config.memory_floor_mb}};
   out["output"] = {{"streamCapMb", config.stream_cap_bytes >> 20}};
   out["retention"] = {{"count", config.retention_count}, {"maxAgeHours", config.retention_hours}};
   out["health"] = {{"maxRssMb", config.max_rss_mb},

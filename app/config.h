@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "app/profile_config.h"
 #include "common/result.h"
+#include "engine/profile.h"
 
 namespace orch::app {
 
@@ -19,6 +21,8 @@ struct Config {
   std::size_t queue_size = 10000;
   std::size_t max_message_bytes = 4u << 20;
   std::uint64_t stream_cap_bytes = 64ull << 20;
+  // memory admission: no task starts while the system has less available (0: off)
+  std::int64_t memory_floor_mb = 256;
   // retention of finished tasks
   std::size_t retention_count = 1000;
   std::int64_t retention_hours = 24 * 7;
@@ -44,9 +48,9 @@ struct Config {
   std::filesystem::path state_dir;
   std::filesystem::path store_file;       // empty: <state_dir>/tasks.db
   std::string log_level = "info";
-  // Sections a later version acts on; kept so the file validates today.
-  bool has_profiles = false;
-  bool has_security = false;
+  // profiles and allow lists (SPEC §5, §7)
+  std::vector<engine::Profile> profiles;
+  SecurityConfig security;
 };
 
 // $XDG_CONFIG_HOME/mcp-orchestrator/config.json (or ~/.config/...).

@@ -18,7 +18,9 @@
 
 #include "common/unique_fd.h"
 #include "engine/change_log.h"
+#include "engine/memory_limit.h"
 #include "engine/platform.h"
+#include "engine/pool_set.h"
 #include "engine/process_runner.h"
 #include "engine/scheduler.h"
 #include "engine/store.h"
@@ -100,6 +102,10 @@ struct Engine::Impl {
   Spool spool;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ProcessRunner> runner;
+  std::unique_ptr<PoolSet> pools;       // pool profiles' workers (SPEC §6)
+  std::map<std::string, Profile> profiles;  // fixed after open()
+  std::string server_cwd;               // where a task without cwd runs
+  std::unique_ptr<MemoryLimiter> memory_limiter;  // per-task memory limits
 
   mutable std::mutex mu;
   std::condition_variable_any changed;  // a task changed: wakes wait()
@@ -176,6 +182,9 @@ struct Engine::Impl {
     v.task = t;
     v.queue_position = scheduler.queue_position(t.id);
     v.cancel_requested = scheduler.cancel_requested(t.id);
+    if (t.status == TaskStatus::Queued) {
+      if (auto held = scheduler.held_reason(t, now_ms()); !held.empty()) v.task.message = "not started: " + held;
+    }
     if (t.status == TaskStatus::Running && t.pid && runner) {
       if (auto live = runner->live_bytes(*t.pid)) {
         v.task.stdout_bytes = live->first;
@@ -193,9 +202,10 @@ struct Engine::Impl {
       std::int64_t now = now_ms();
       for (const TaskId& id : scheduler.take_timed_out(now)) {
         const TaskRecord* t = scheduler.find(id);
-        if (t && t->pid && runner) runner->terminate(*t->pid, opts.kill_grace);
+        if (t) stop_locked(*t, opts.kill_grace);
       }
       if (accepting) {
+        update_admission_locked();
         std::vector<TaskId> to_start;
         auto changes = scheduler.take_runnable(now, to_start);
         persist_locked(changes);
@@ -247,6 +257,10 @@ struct Engine::Impl {
     const TaskRecord* t = scheduler.find(id);
     if (!t) return;
     TaskRecord task = *t;
+    if (task.spec.kind == TaskKind::Pool) {
+      launch_pool_locked(task);
+      return;
+    }
     ++launching;
     bool posted = workers->post([this, task = std::move(task)](std::stop_token) { launch(task); });
     if (!posted) {
@@ -259,6 +273,68 @@ struct Engine::Impl {
     }
   }
 
+  // Memory admission (SPEC §4): below the floor nothing new starts, and
+  // getStatus says why; starts resume on the first tick with memory back.
+  void update_admission_locked() {
+    if (opts.memory_floor_mb <= 0) return;
+    const std::int64_t available_kb = platform::mem_available_kb();
+    if (available_kb >= 0 && available_kb < opts.memory_floor_mb * 1024) {
+      if (scheduler.admission_hold().empty()) {
+        spdlog::warn("memory admission: {} MiB available, under the floor of {} MiB; holding new starts",
+                     available_kb / 1024, opts.memory_floor_mb);
+      }
+      scheduler.set_admission_hold("system memory is short (" + std::to_string(available_kb / 1024) +
+                                   " MiB available, under limits.memoryFloorMb " +
+                                   std::to_string(opts.memory_floor_mb) + "); tasks start when memory returns");
+    } else if (!scheduler.admission_hold().empty()) {
+      spdlog::info("memory admission: memory is back; starting tasks again");
+      scheduler.set_admission_hold("");
+    }
+  }
+
+  // Stops a running task's process: its group, or its pool worker.
+  void stop_locked(const TaskRecord& t, std::chrono::milliseconds grace) {
+    if (t.spec.kind == TaskKind::Pool) {
+      if (pools) pools->stop(t.id);
+      return;
+    }
+    if (t.pid && runner) runner->terminate(*t.pid, grace);
+  }
+
+  // A pool task only hands a line to a running worker: no spawn, so it is
+  // started here on the dispatcher rather than on a worker thread. The pool
+  // never calls back from start(), so holding mu is safe.
+  void launch_pool_locked(const TaskRecord& task) {
+    const TaskId id = task.id;
+    const int attempt = task.attempt;
+    auto on_started = [this, id, attempt](pid_t pid) {
+      std::lock_guard lock(mu);
+      TaskRecord* live = scheduler.mutable_task(id);
+      if (!live || live->status != TaskStatus::Running || live->attempt != attempt) return;
+      // Shown, not stored: a worker has no keeper, so after a crash its pid leads nowhere.
+      live->pid = pid;
+      change_log.changed(id);
+      if (scheduler.should_stop(id) && pools) pools->stop(id);
+      changed.notify_all();
+    };
+    auto on_end = [this, id](const AttemptOutcome& outcome) {
+      std::lock_guard lock(mu);
+      if (handed_over) return;  // the next image settles it from the store
+      persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
+      notify_locked();
+    };
+    Status started = pools ? pools->start(task, on_started, [this, id](const Progress& p) { on_progress(id, p); }, on_end)
+                           : Status(make_error(ErrorCode::Unavailable, "no pools"));
+    if (!started) {
+      ++spawn_errors;
+      AttemptOutcome failed;
+      failed.spawn_failed = true;
+      failed.error = started.error().message;
+      persist_locked(scheduler.finish_attempt(id, failed, now_ms()));
+      notify_locked();
+    }
+  }
+
   void launch(const TaskRecord& task) {
     LaunchSpec spec;
     spec.task_id = task.id;
@@ -266,6 +342,10 @@ struct Engine::Impl {
     else spec.argv = task.spec.argv;
     spec.cwd = task.spec.cwd;
     spec.env = merged_environment(task.spec.env);
+    spec.limits = task.spec.limits;
+    if (task.spec.limits.memory_mb > 0 && memory_limiter) {
+      spec.memory_cgroup = memory_limiter->prepare(task.id, task.spec.limits.memory_mb);
+    }
     Result<pid_t> started = make_error(ErrorCode::Internal, "not started");
     if (task.spec.stdin_data) {
       auto path = spool.write_stdin(task.id, *task.spec.stdin_data);
@@ -439,6 +519,18 @@ struct Engine::Impl {
       outcome.error = "its keeper stopped it when the previous server died (recovery.orphans is \"kill\")";
     }
     if (!info.error.empty()) spdlog::warn("task {}: {}", id, info.error);
+    std::int64_t memory_mb = 0;
+    {
+      std::lock_guard lock(mu);
+      if (const TaskRecord* t = scheduler.find(id)) memory_mb = t->spec.limits.memory_mb;
+    }
+    if (memory_mb > 0 && memory_limiter) {
+      auto hit = memory_limiter->judge_end(id, memory_mb, info.exit_code, info.signal, spool.path(id, StreamKind::Stderr));
+      if (hit) {
+        outcome.memory_limit = true;
+        outcome.error = *hit;
+      }
+    }
     {
       std::lock_guard lock(mu);
       persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
@@ -483,6 +575,25 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   ropts.orphans = im.opts.orphans;
   ropts.inherited_lifeline = im.opts.inherited_lifeline;
   im.runner = std::make_unique<ProcessRunner>(im.spool, ropts);
+  std::map<std::string, ProfileRules> rules;
+  for (const Profile& p : im.opts.profiles) {
+    im.profiles[p.name] = p;
+    ProfileRules r;
+    r.max_concurrent = p.max_concurrent;
+    // A pool runs one task per worker: its size bounds its concurrency.
+    if (p.mode == ProfileMode::Pool) {
+      r.max_concurrent = r.max_concurrent > 0 ? std::min(r.max_concurrent, p.pool.max) : p.pool.max;
+    }
+    r.rate_limit = p.rate_limit;
+    r.breaker = p.breaker;
+    rules[p.name] = r;
+  }
+  im.scheduler.set_profile_rules(std::move(rules));
+  {
+    std::error_code cwd_ec;
+    im.server_cwd = std::filesystem::current_path(cwd_ec).string();
+  }
+  im.memory_limiter = MemoryLimiter::create();
   for (TaskRecord& t : *stored) im.scheduler.restore(std::move(t));
   std::vector<RunningProcess> adopted;
   {
@@ -509,6 +620,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   wopts.idle_timeout = im.opts.worker_idle_timeout;
   im.workers = std::make_unique<WorkerPool>(wopts);
   im.adopt_handed_over(adopted);
+  im.pools = std::make_unique<PoolSet>(im.opts.profiles, merged_environment({}), im.spool, im.opts.kill_grace);
   im.dispatcher = std::jthread([&im](std::stop_token st) { im.dispatch_loop(st); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -530,6 +642,22 @@ Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
       out.deduplicated = true;
       return out;
     }
+  }
+  if (!spec.profile.empty() && !im.profiles.count(spec.profile)) {
+    return make_error(ErrorCode::NotFound, "unknown profile '" + spec.profile + "'");
+  }
+  if (spec.kind == TaskKind::Pool) {
+    // The task runs in a worker that already runs: its process settings are the profile's.
+    const Profile& p = im.profiles.at(spec.profile);
+    if (spec.cwd != p.cwd || spec.env != p.env || spec.stdin_data) {
+      return make_error(ErrorCode::InvalidArgument,
+                        "profile '" + spec.profile + "' is a worker pool: its workers already run, so a task "
+                        "cannot set cwd, env or stdin; pass what the worker needs in input");
+    }
+  }
+  // Every submit, whatever its form: no tool can skip this (SPEC §7).
+  if (auto allowed = im.opts.allow.check(spec, merged_environment(spec.env), im.server_cwd); !allowed) {
+    return allowed.error();
   }
   TaskRecord task;
   task.id = new_task_id();
@@ -561,6 +689,32 @@ Result<TaskView> Engine::get(const TaskId& id) const {
   const TaskRecord* t = im.scheduler.find(id);
   if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
   return im.view_locked(*t);
+}
+
+Result<TaskSpec> Engine::expand_profile(const std::string& name, const std::map<std::string, std::string>& params,
+                                       const std::optional<std::string>& input_json) const {
+  const Impl& im = *impl_;
+  auto it = im.profiles.find(name);
+  if (it == im.profiles.end()) {
+    std::string names;
+    for (const auto& [n, p] : im.profiles) names += (names.empty() ? "" : ", ") + n;
+    return make_error(ErrorCode::NotFound,
+                      "unknown profile '" + name + "'; " +
+                          (names.empty() ? std::string("no profiles are configured (see docs/PROFILES.md); use command or argv")
+                                         : "the configured profiles are: " + names));
+  }
+  return engine::expand_profile(it->second, params, input_json);
+}
+
+Result<std::optional<std::string>> Engine::read_result(const TaskId& id) const {
+  const Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    const TaskRecord* t = im.scheduler.find(id);
+    if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
+    if (t->spec.kind != TaskKind::Pool) return std::optional<std::string>{};
+  }
+  return read_pool_result(im.spool.dir() / id);
 }
 
 Result<ListPage> Engine::list(const ListFilter& filter, std::size_t limit,
@@ -611,7 +765,7 @@ Result<TaskView> Engine::cancel(const TaskId& id) {
   im.persist_locked(*changes);
   im.change_log.changed(id);  // also when only a stop was requested
   const TaskRecord* t = im.scheduler.find(id);
-  if (needs_kill && t->pid && im.runner) im.runner->terminate(*t->pid, im.stop_grace_locked());
+  if (needs_kill) im.stop_locked(*t, im.stop_grace_locked());
   im.notify_locked();
   return im.view_locked(*t);
 }
@@ -633,7 +787,7 @@ std::vector<TaskId> Engine::cancel_all(const std::string& tag) {
     im.persist_locked(*changes);
     im.change_log.changed(id);
     t = im.scheduler.find(id);
-    if (needs_kill && t->pid && im.runner) im.runner->terminate(*t->pid, im.stop_grace_locked());
+    if (needs_kill) im.stop_locked(*t, im.stop_grace_locked());
     cancelled.push_back(id);
   }
   im.notify_locked();
@@ -690,7 +844,11 @@ EngineStats Engine::stats() const {
     s.by_status = im.scheduler.counts();
     s.queue_depth = im.scheduler.queue_depth();
     s.running = im.scheduler.running_count();
+    s.profiles = im.scheduler.profile_views(im.now_ms());
+    s.admission_hold = im.scheduler.admission_hold();
   }
+  s.memory_floor_mb = im.opts.memory_floor_mb;
+  if (im.pools) s.pools = im.pools->stats();
   s.queue_limit = im.opts.queue_size;
   s.max_concurrent = im.opts.max_concurrent;
   auto w = im.workers->stats();
@@ -799,6 +957,14 @@ std::vector<RunningProcess> Engine::hand_over() {
   }
   im.dispatcher.request_stop();
   if (im.dispatcher.joinable()) im.dispatcher.join();
+  // Pool workers do not cross the exec (their pipes are close-on-exec): their
+  // running tasks are found running in the store by the next image, with no
+  // keeper, and are retried per their policy as lost.
+  {
+    std::lock_guard lock(im.mu);
+    im.handed_over = true;
+  }
+  if (im.pools) im.pools->shutdown();
   // Not under mu: a process ending now reports through on_exit, which takes it.
   std::vector<RunningProcess> processes = im.runner->hand_over();
   std::lock_guard lock(im.mu);
@@ -836,13 +1002,14 @@ void Engine::shutdown(std::chrono::milliseconds grace) {
     bool needs_kill = false;
     auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill, "stopped because the server shut down");
     if (changes) im.persist_locked(*changes);
-    if (t->pid && im.runner) im.runner->terminate(*t->pid, kShutdownKillGrace);
+    im.stop_locked(*t, kShutdownKillGrace);
   }
   auto kill_deadline = std::chrono::steady_clock::now() + kShutdownKillGrace + std::chrono::seconds(3);
   im.changed.wait_until(lock, kill_deadline, [&] { return im.scheduler.running_count() == 0; });
   lock.unlock();
   im.dispatcher.request_stop();
   if (im.dispatcher.joinable()) im.dispatcher.join();
+  if (im.pools) im.pools->shutdown();
   im.workers->stop();
   im.runner.reset();  // kills and reaps whatever is left
   // Tasks still marked running here had no process to wait for; the next

@@ -21,8 +21,11 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "engine/allow_list.h"
 #include "engine/health.h"
+#include "engine/process_pool.h"
 #include "engine/process_runner.h"
+#include "engine/profile.h"
 #include "engine/spool.h"
 #include "engine/task.h"
 #include "engine/task_keeper.h"
@@ -49,6 +52,11 @@ struct EngineOptions {
   // for the next server to adopt, or stop it.
   OrphanPolicy orphans = OrphanPolicy::Adopt;
   Clock* clock = nullptr;                       // default: the system clock
+  std::vector<Profile> profiles;                // SPEC §5; names unique
+  AllowList allow;                              // SPEC §7; default: everything allowed
+  // Memory admission: no task starts while the system's available memory
+  // is under this many MiB (0: no floor).
+  std::int64_t memory_floor_mb = 0;
   // Restart in place: processes the previous image of this server ran, to be
   // watched again instead of being treated as lost (see Engine::hand_over).
   std::vector<RunningProcess> handed_over;
@@ -104,6 +112,10 @@ struct DurationHistogram {
 };
 
 struct EngineStats {
+  std::vector<ProfileView> profiles;  // each configured profile's limits and breaker
+  std::vector<PoolStats> pools;       // each pool profile's workers
+  std::string admission_hold;         // why no task starts now (memory); empty: they may
+  std::int64_t memory_floor_mb = 0;
   std::map<TaskStatus, std::size_t> by_status;
   std::size_t queue_depth = 0;       // queued + waiting
   std::size_t queue_limit = 0;
@@ -161,6 +173,13 @@ class Engine {
   // room, idempotency), stores the task durably, and queues it.
   Result<SubmitOutcome> submit(TaskSpec spec);
   Result<TaskView> get(const TaskId& id) const;
+  // The spec a submit of profile `name` asks for (engine/profile.h);
+  // NotFound for an unknown profile, naming the configured ones.
+  Result<TaskSpec> expand_profile(const std::string& name, const std::map<std::string, std::string>& params,
+                                  const std::optional<std::string>& input_json) const;
+  // A pool task's result as JSON text, once its worker answered; nullopt
+  // before that, or for other tasks. NotFound for an unknown task.
+  Result<std::optional<std::string>> read_result(const TaskId& id) const;
   // Bad cursor → InvalidArgument. limit is clamped to [1, 500].
   Result<ListPage> list(const ListFilter& filter, std::size_t limit, const std::string& cursor) const;
   // Queued/waiting tasks end at once; running ones get SIGTERM to their group,

@@ -186,3 +186,12 @@ std::int64_t mem_available_kb() {
 }
 
 }  // namespace orch::engine::platform
+
+namespace orch::engine::platform {
+
+std::int64_t process_rss_kb(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/status";
+  return read_kib_field(path.c_str(), "VmRSS");
+}
+
+}  // namespace orch::engine::platform

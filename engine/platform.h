@@ -83,5 +83,8 @@ std::int64_t peak_rss_kb();
 // Linux: MemAvailable in /proc/meminfo. macOS: host_statistics64(HOST_VM_INFO64)
 // free + inactive pages.
 std::int64_t mem_available_kb();
+// Another process's resident set (a pool worker's). Linux: VmRSS in
+// /proc/<pid>/status. macOS: proc_pidinfo(PROC_PIDTASKINFO).pti_resident_size.
+std::int64_t process_rss_kb(pid_t pid);
 
 }  // namespace orch::engine::platform

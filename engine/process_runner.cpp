@@ -29,6 +29,12 @@ namespace orch::engine {
 
 namespace {
 
+void apply_limits_after_spawn(pid_t pid, const LaunchSpec& spec) {
+  if (int err = apply_task_limits(pid, spec.limits, spec.memory_cgroup)) {
+    spdlog::warn("task {}: could not apply its limits: {}", spec.task_id, std::strerror(err));
+  }
+}
+
 using SteadyClock = std::chrono::steady_clock;
 using TimePoint = SteadyClock::time_point;
 using std::chrono::milliseconds;
@@ -557,6 +563,11 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
                  ? spawn_process(spec, std::move(*plan), std::move(write_ends[0]), std::move(write_ends[1]))
                  : m.spawn_kept(spec, std::move(*plan), std::move(write_ends), *child);
   if (!pid) return pid.error();
+  if (m.options.keeper_path.empty() && (spec.limits.any() || !spec.memory_cgroup.empty())) {
+    // Without a keeper the limits can only follow the spawn: the child may
+    // run for a moment without them (docs/PROFILES.md).
+    apply_limits_after_spawn(*pid, spec);
+  }
 
   child->pid = *pid;
   child->task_id = spec.task_id;
@@ -586,6 +597,8 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   args.grace_ms = static_cast<int>(options.orphan_grace.count());
   args.exe = plan.exe;
   args.argv = spec.argv;
+  args.limits = spec.limits;
+  args.cgroup = spec.memory_cgroup;
   // An earlier attempt's status file must not be taken for this attempt's end.
   ::unlink((args.task_dir + "/" + kKeeperStatusFile).c_str());
   LaunchSpec kept = spec;

@@ -95,7 +95,9 @@ void Scheduler::remove_from_indexes(const Entry& e) {
       timers_.erase({t.not_before_ms, t.id});
       break;
     case TaskStatus::Running:
-      running_.erase(t.id);
+      if (running_.erase(t.id) > 0) {
+        gate_.count_running(t.spec.profile, -1);
+      }
       if (t.spec.timeout_ms) deadlines_.erase({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
     default:
@@ -119,7 +121,9 @@ void Scheduler::set_status(Entry& e, TaskStatus to, std::vector<Change>& changes
       if (t.not_before_ms > 0) timers_.insert({t.not_before_ms, t.id});
       break;
     case TaskStatus::Running:
-      running_.insert(t.id);
+      if (running_.insert(t.id).second) {
+        gate_.count_running(t.spec.profile, 1);
+      }
       if (t.spec.timeout_ms) deadlines_.insert({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
     default:
@@ -235,7 +239,10 @@ void Scheduler::restore(TaskRecord task) {
       queued_ids_[queue_key(e.task)] = id;
       break;
     case TaskStatus::Waiting: waiting_.insert(id); break;
-    case TaskStatus::Running: running_.insert(id); break;
+    case TaskStatus::Running:
+      running_.insert(id);
+      gate_.count_running(e.task.spec.profile, 1);
+      break;
     default: finished_.insert({e.task.finished_at_ms, e.task.seq}); break;
   }
 }
@@ -327,11 +334,28 @@ std::vector<Change> Scheduler::take_runnable(std::int64_t now_ms, std::vector<Ta
     e->task.not_before_ms = 0;
     settle(*e, now_ms, changes);
   }
-  while (static_cast<int>(running_.size()) < limits_.max_concurrent && !queued_.empty()) {
-    QueueKey key = *queued_.begin();
+  profile_wakeup_ms_.reset();
+  if (!admission_hold_.empty()) return changes;
+  // In queue order, passing over tasks whose profile may not start now, so
+  // one held profile does not hold the others.
+  std::set<std::string> held;
+  auto next = queued_.begin();
+  while (static_cast<int>(running_.size()) < limits_.max_concurrent && next != queued_.end()) {
+    QueueKey key = *next;
+    ++next;  // before set_status() removes `key` from the queue
     TaskId id = queued_ids_.at(key);
     Entry& e = tasks_.at(id);
     TaskRecord& t = e.task;
+    if (gate_.has(t.spec.profile)) {
+      if (held.count(t.spec.profile)) continue;
+      std::int64_t retry_at = 0;
+      if (!gate_.hold(t.spec.profile, now_ms, &retry_at).empty()) {
+        held.insert(t.spec.profile);
+        if (retry_at > 0) profile_wakeup_ms_ = std::min(profile_wakeup_ms_.value_or(retry_at), retry_at);
+        continue;
+      }
+      gate_.started(t.spec.profile, now_ms);
+    }
     t.attempt += 1;
     t.started_at_ms = now_ms;
     t.finished_at_ms = 0;
@@ -366,6 +390,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
   t.stderr_bytes = o.stderr_bytes;
 
   if (e->cancel_requested) {
+    gate_.ended(t.spec.profile, false, false, now_ms);
     std::string why = e->cancel_message.empty() ? "cancelled by request" : e->cancel_message;
     end(*e, TaskStatus::Cancelled, EndReason::Cancelled, why + "; " + describe_end(o), now_ms,
         changes);
@@ -383,10 +408,25 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
   } else if (o.spawn_failed) {
     reason = EndReason::SpawnError;
     message = describe_end(o);
+  } else if (o.worker_result) {
+    gate_.ended(t.spec.profile, false, true, now_ms);
+    end(*e, TaskStatus::Completed, EndReason::None, o.error.empty() ? "answered by its pool worker" : o.error,
+        now_ms, changes);
+    return changes;
+  } else if (o.memory_limit) {
+    reason = EndReason::MemoryLimit;
+    message = o.error.empty() ? "killed at its memory limit" : o.error;
+  } else if (o.worker_crashed) {
+    reason = EndReason::WorkerCrashed;
+    message = o.error.empty() ? "its pool worker crashed" : o.error;
+  } else if (o.worker_error) {
+    reason = EndReason::WorkerError;
+    message = o.error.empty() ? "the worker answered with an error" : o.error;
   } else if (o.exit_code) {
     reason = EndReason::ExitCode;
     message = describe_end(o);
     if (*o.exit_code == 0) {
+      gate_.ended(t.spec.profile, false, true, now_ms);
       end(*e, TaskStatus::Completed, reason, message, now_ms, changes);
       return changes;
     }
@@ -394,6 +434,7 @@ std::vector<Change> Scheduler::finish_attempt(const TaskId& id, const AttemptOut
     reason = EndReason::Signal;
     message = describe_end(o);
   }
+  gate_.ended(t.spec.profile, true, true, now_ms);
 
   if (t.attempt < t.spec.retry.max_attempts) {
     std::int64_t delay = retry_delay_ms(t.spec.retry, t.attempt + 1, unit_random_());
@@ -452,8 +493,8 @@ std::vector<TaskId> Scheduler::take_timed_out(std::int64_t now_ms) {
 }
 
 std::optional<std::int64_t> Scheduler::next_wakeup_ms() const {
-  std::optional<std::int64_t> next;
-  if (!timers_.empty()) next = timers_.begin()->first;
+  std::optional<std::int64_t> next = profile_wakeup_ms_;
+  if (!timers_.empty()) next = std::min(next.value_or(timers_.begin()->first), timers_.begin()->first);
   if (!deadlines_.empty()) {
     std::int64_t d = deadlines_.begin()->first;
     next = next ? std::min(*next, d) : d;
@@ -534,6 +575,26 @@ std::vector<TaskId> Scheduler::live_tasks() const {
   out.insert(out.end(), waiting_.begin(), waiting_.end());
   for (const auto& [key, id] : queued_ids_) out.push_back(id);
   return out;
+}
+
+void Scheduler::set_profile_rules(std::map<std::string, ProfileRules> rules) {
+  gate_.set_rules(std::move(rules));
+  for (const TaskId& id : running_) gate_.count_running(tasks_.at(id).task.spec.profile, 1);
+}
+
+std::vector<ProfileView> Scheduler::profile_views(std::int64_t now_ms) const {
+  std::map<std::string, std::size_t> queued;
+  for (const auto& [key, id] : queued_ids_) {
+    const std::string& name = tasks_.at(id).task.spec.profile;
+    if (!name.empty()) ++queued[name];
+  }
+  return gate_.views(now_ms, queued);
+}
+
+std::string Scheduler::held_reason(const TaskRecord& t, std::int64_t now_ms) const {
+  if (t.status != TaskStatus::Queued) return "";
+  if (!admission_hold_.empty()) return admission_hold_;
+  return gate_.hold(t.spec.profile, now_ms, nullptr);
 }
 
 }  // namespace orch::engine

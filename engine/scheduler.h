@@ -22,6 +22,8 @@
 #include <ext/pb_ds/tree_policy.hpp>
 
 #include "common/result.h"
+#include "engine/profile.h"
+#include "engine/profile_gate.h"
 #include "engine/task.h"
 
 namespace orch::engine {
@@ -43,6 +45,11 @@ struct AttemptOutcome {
   bool spawn_failed = false;
   bool lost = false;  // the process vanished with the previous server; its end is unknown
   std::string error;  // spawn or spool error text
+  // Set by whoever saw it; each names the reason the attempt failed.
+  bool memory_limit = false;    // killed by (or died at) its memory limit
+  bool worker_crashed = false;  // a pool worker died or broke the protocol mid-task
+  bool worker_error = false;    // a pool worker answered with an error
+  bool worker_result = false;   // a pool worker answered with a result: completed
 };
 
 class Scheduler {
@@ -68,6 +75,17 @@ class Scheduler {
   // Before restore_done(): this running task's process lives on (restart in
   // place handed it over), so it stays running instead of being lost.
   void keep_running(const TaskId& id) { kept_running_.insert(id); }
+
+  // The rules of each profile by name; a task whose profile has none runs
+  // under the global limit only.
+  void set_profile_rules(std::map<std::string, ProfileRules> rules);
+  // While set, no queued task starts (memory admission); `why` is shown.
+  void set_admission_hold(std::string why) { admission_hold_ = std::move(why); }
+  const std::string& admission_hold() const { return admission_hold_; }
+  std::vector<ProfileView> profile_views(std::int64_t now_ms) const;
+  // Why this queued task does not start now ("" when nothing but its turn
+  // holds it): memory admission, or its profile's limit, rate or breaker.
+  std::string held_reason(const TaskRecord& t, std::int64_t now_ms) const;
 
   // Admits a new task: dependencies must exist, the queue must have room.
   // Returns the changes (the new task first, with from == its own status).
@@ -153,6 +171,7 @@ class Scheduler {
   void remove_from_indexes(const Entry& e);
   static QueueKey queue_key(const TaskRecord& t) { return {-t.spec.priority, t.seq}; }
 
+
   Limits limits_;
   std::function<double()> unit_random_;
   std::unordered_map<TaskId, Entry> tasks_;
@@ -168,6 +187,9 @@ class Scheduler {
   std::unordered_map<std::string, TaskId> idempotency_;
   std::int64_t max_seq_ = 0;
   std::set<TaskId> kept_running_;  // restore_done() leaves these running
+  ProfileGate gate_;  // per-profile concurrency, rate limits, breakers
+  std::string admission_hold_;
+  std::optional<std::int64_t> profile_wakeup_ms_;  // a held profile may start then
 };
 
 }  // namespace orch::engine

@@ -29,6 +29,7 @@ constexpr ReasonName kReasonNames[] = {
     {EndReason::WorkerCrashed, "worker_crashed"},
     {EndReason::MemoryLimit, "memory_limit"},
     {EndReason::Lost, "lost"},
+    {EndReason::WorkerError, "worker_error"},
 };
 
 constexpr char kBase32[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -107,9 +108,16 @@ bool looks_like_task_id(std::string_view s) {
 
 std::string spec_to_storage_json(const TaskSpec& spec) {
   nlohmann::json j;
-  j["kind"] = spec.kind == TaskKind::Command ? "command" : "argv";
+  j["kind"] = spec.kind == TaskKind::Command ? "command" : spec.kind == TaskKind::Argv ? "argv" : "pool";
   if (spec.kind == TaskKind::Command) j["command"] = spec.command;
   else j["argv"] = spec.argv;
+  if (!spec.profile.empty()) j["profile"] = spec.profile;
+  if (spec.kind == TaskKind::Pool) j["input"] = spec.input_json;
+  if (spec.limits.any()) {
+    j["limits"] = {{"memoryMb", spec.limits.memory_mb},
+                   {"cpuSec", spec.limits.cpu_sec},
+                   {"openFiles", spec.limits.open_files}};
+  }
   j["name"] = spec.name;
   j["tags"] = spec.tags;
   j["cwd"] = spec.cwd;
@@ -131,9 +139,17 @@ Result<TaskSpec> spec_from_storage_json(std::string_view text) {
   try {
     auto j = nlohmann::json::parse(text);
     TaskSpec spec;
-    spec.kind = j.at("kind").get<std::string>() == "argv" ? TaskKind::Argv : TaskKind::Command;
+    const std::string kind = j.at("kind").get<std::string>();
+    spec.kind = kind == "argv" ? TaskKind::Argv : kind == "pool" ? TaskKind::Pool : TaskKind::Command;
     if (spec.kind == TaskKind::Command) spec.command = j.at("command").get<std::string>();
     else spec.argv = j.at("argv").get<std::vector<std::string>>();
+    spec.profile = j.value("profile", "");
+    if (spec.kind == TaskKind::Pool) spec.input_json = j.value("input", "null");
+    if (auto it = j.find("limits"); it != j.end()) {
+      spec.limits.memory_mb = it->value("memoryMb", std::int64_t{0});
+      spec.limits.cpu_sec = it->value("cpuSec", std::int64_t{0});
+      spec.limits.open_files = it->value("openFiles", std::int64_t{0});
+    }
     spec.name = j.value("name", "");
     spec.tags = j.value("tags", std::vector<std::string>{});
     spec.cwd = j.value("cwd", "");

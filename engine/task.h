@@ -33,6 +33,7 @@ enum class EndReason {
   WorkerCrashed,     // a pool worker died mid-task
   MemoryLimit,       // killed for exceeding its memory limit
   Lost,              // its process vanished across a crash; its end is unknown
+  WorkerError,       // a pool worker answered the task with an error (SPEC §6)
 };
 
 enum class StreamKind { Stdout, Stderr };
@@ -61,14 +62,27 @@ struct RetryPolicy {
 // `unit_random` is in [0, 1); tests pass a fixed value.
 std::int64_t retry_delay_ms(const RetryPolicy& p, int next_attempt, double unit_random);
 
-enum class TaskKind { Command, Argv };
+enum class TaskKind { Command, Argv, Pool };
+
+// Per-task resource limits (SPEC §4); 0 means none. Applied to the task's
+// process by the keeper (engine/task_keeper.h); see docs/PROFILES.md.
+struct TaskLimits {
+  std::int64_t memory_mb = 0;   // cgroup v2 memory.max where possible, else RLIMIT_AS
+  std::int64_t cpu_sec = 0;     // RLIMIT_CPU
+  std::int64_t open_files = 0;  // RLIMIT_NOFILE
+  bool any() const { return memory_mb > 0 || cpu_sec > 0 || open_files > 0; }
+  bool operator==(const TaskLimits&) const = default;
+};
 
 // What a client asked for. Validated by tools/ before it reaches the engine;
 // the engine re-checks what only it can know (dependencies, queue bound).
 struct TaskSpec {
   TaskKind kind = TaskKind::Command;
   std::string command;                    // kind == Command: run by /bin/sh -c
-  std::vector<std::string> argv;          // kind == Argv: exec'd directly
+  std::vector<std::string> argv;          // kind == Argv: exec'd directly; Pool: the worker's argv
+  std::string profile;                    // the profile it came from (SPEC §5); empty: none
+  std::string input_json;                 // kind == Pool: the worker's input, as JSON text
+  TaskLimits limits;
   std::string name;
   std::vector<std::string> tags;
   std::string cwd;                        // empty: the server's working directory

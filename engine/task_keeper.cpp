@@ -1,6 +1,7 @@
 #include "engine/task_keeper.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,8 +97,12 @@ std::vector<std::string> keeper_command_line(const std::string& keeper_exe, cons
                                   "--dir", args.task_dir,
                                   "--cap", std::to_string(args.cap_bytes),
                                   "--orphans", args.orphans == OrphanPolicy::Adopt ? "adopt" : "kill",
-                                  "--grace-ms", std::to_string(args.grace_ms),
-                                  "--", args.exe};
+                                  "--grace-ms", std::to_string(args.grace_ms)};
+  if (args.limits.memory_mb > 0) out.insert(out.end(), {"--memory-mb", std::to_string(args.limits.memory_mb)});
+  if (args.limits.cpu_sec > 0) out.insert(out.end(), {"--cpu-sec", std::to_string(args.limits.cpu_sec)});
+  if (args.limits.open_files > 0) out.insert(out.end(), {"--open-files", std::to_string(args.limits.open_files)});
+  if (!args.cgroup.empty()) out.insert(out.end(), {"--cgroup", args.cgroup});
+  out.insert(out.end(), {"--", args.exe});
   out.insert(out.end(), args.argv.begin(), args.argv.end());
   return out;
 }
@@ -118,6 +123,10 @@ std::optional<KeeperArgs> parse_keeper_command_line(int argc, const char* const*
     else if (flag == "--dir") args.task_dir = value;
     else if (flag == "--cap") ok = parse_int(value, args.cap_bytes);
     else if (flag == "--grace-ms") ok = parse_int(value, args.grace_ms) && args.grace_ms >= 0;
+    else if (flag == "--memory-mb") ok = parse_int(value, args.limits.memory_mb) && args.limits.memory_mb > 0;
+    else if (flag == "--cpu-sec") ok = parse_int(value, args.limits.cpu_sec) && args.limits.cpu_sec > 0;
+    else if (flag == "--open-files") ok = parse_int(value, args.limits.open_files) && args.limits.open_files > 0;
+    else if (flag == "--cgroup" && !value.empty() && value.front() == '/') args.cgroup = value;
     else if (flag == "--orphans" && value == "adopt") args.orphans = OrphanPolicy::Adopt;
     else if (flag == "--orphans" && value == "kill") args.orphans = OrphanPolicy::Kill;
     else ok = false;
@@ -138,6 +147,36 @@ std::optional<KeeperArgs> parse_keeper_command_line(int argc, const char* const*
   args.exe = argv[i + 1];
   for (int k = i + 2; k < argc; ++k) args.argv.emplace_back(argv[k]);
   return args;
+}
+
+int apply_task_limits(pid_t pid, const TaskLimits& limits, const std::string& cgroup) {
+  if (!cgroup.empty()) {
+    const std::string procs = cgroup + "/cgroup.procs";
+    int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    const std::string text = std::to_string(pid);
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const int err = errno;
+    ::close(fd);
+    if (!ok) return err;
+  }
+  auto set = [pid](__rlimit_resource resource, rlim_t soft, rlim_t hard) {
+    rlimit r{soft, hard};
+    return ::prlimit(pid, resource, &r, nullptr) == 0 ? 0 : errno;
+  };
+  if (limits.memory_mb > 0 && cgroup.empty()) {
+    const auto bytes = static_cast<rlim_t>(limits.memory_mb) << 20;
+    if (int err = set(RLIMIT_AS, bytes, bytes)) return err;
+  }
+  if (limits.cpu_sec > 0) {
+    const auto sec = static_cast<rlim_t>(limits.cpu_sec);
+    if (int err = set(RLIMIT_CPU, sec, sec + 1)) return err;
+  }
+  if (limits.open_files > 0) {
+    const auto n = static_cast<rlim_t>(limits.open_files);
+    if (int err = set(RLIMIT_NOFILE, n, n)) return err;
+  }
+  return 0;
 }
 
 bool is_keeper_of(std::string_view cmdline, std::string_view task_id) {

@@ -11,12 +11,16 @@
 // throws: a damaged file or command line reads as an error value.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "engine/task.h"
 
 namespace orch::engine {
 
@@ -41,6 +45,8 @@ struct KeeperArgs {
   std::uint64_t cap_bytes = 0;   // per-stream cap while the keeper spools
   OrphanPolicy orphans = OrphanPolicy::Adopt;
   int grace_ms = 2000;           // SIGTERM → SIGKILL when the keeper stops the group
+  TaskLimits limits;             // set on the command before it starts (0: none)
+  std::string cgroup;            // join this cgroup v2 directory first; then memory is not an rlimit
   std::string exe;               // resolved program
   std::vector<std::string> argv; // the command's argv
 };
@@ -64,6 +70,14 @@ struct KeeperStatus {
   int value = 0;
   std::int64_t peak_rss_kb = 0;  // the command's, from wait4
 };
+
+// Puts process `pid` (0: the caller) under `limits`: into `cgroup` when it
+// is set (writing its pid to cgroup.procs; memory is then the cgroup's, not
+// an rlimit), RLIMIT_AS for memory otherwise, RLIMIT_CPU (soft at the limit,
+// SIGXCPU; hard a second later, SIGKILL) and RLIMIT_NOFILE. Soft and hard
+// limits are both set, so the task cannot raise them again. Returns 0 or
+// the errno of the first call that failed.
+int apply_task_limits(pid_t pid, const TaskLimits& limits, const std::string& cgroup);
 
 // "v1 exit 3 rss 1234\n", "v1 signal 9 rss 1234\n", "v1 spawn-error 2 rss 0\n",
 // "v1 orphan-killed 0 rss 0\n".

@@ -191,8 +191,11 @@ int main(int argc, char** argv) {
   // and the keeper follows it by mirroring its end.
   for (int sig : kStopSignals) ::signal(sig, SIG_IGN);
 
-  int err = 0;
-  const pid_t child = spawn_command(args, err);
+  // Limits are the keeper's own first, so the command inherits them from
+  // its first instruction on (a limit applied after the spawn would leave it
+  // a moment without). The keeper itself needs a few MiB and descriptors.
+  int err = orch::engine::apply_task_limits(0, args.limits, args.cgroup);
+  const pid_t child = err == 0 ? spawn_command(args, err) : -1;
   if (child < 0) {
     write_status(args, {KeeperStatus::Kind::SpawnError, err, 0});
     report(err);

@@ -190,6 +190,11 @@ json call(engine::Engine& engine, const json& args, mcp::ToolCallContext& ctx) {
   if (req->want_stderr) {
     if (auto ok = add_window(engine::StreamKind::Stderr, view->task.stderr_bytes); !ok) return unknown_or(ok.error());
   }
+  // A pool task's answer (SPEC §6), once its worker gave one.
+  if (auto result = engine.read_result(req->task_id); result && *result) {
+    json value = json::parse(**result, nullptr, false);
+    if (!value.is_discarded()) out["result"] = std::move(value);
+  }
   return success_result(std::move(out));
 }
 
@@ -236,7 +241,8 @@ Tool make_get_result_tool(engine::Engine& engine) {
         {"progress", props.at("progress")},
         {"durationMs", props.at("durationMs")},
         {"stdout", window_schema()},
-        {"stderr", window_schema()}}},
+        {"stderr", window_schema()},
+        {"result", {{"description", "a pool task's result: the JSON its worker answered with"}}}}},
       {"required", json::array({"taskId", "status"})}};
   tool.annotations = {{"readOnlyHint", true}, {"idempotentHint", true}, {"openWorldHint", false}};
   tool.call = [&engine](const json& args, mcp::ToolCallContext& ctx) { return call(engine, args, ctx); };

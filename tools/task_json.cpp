@@ -1,5 +1,7 @@
 #include "tools/task_json.h"
 
+#include "tools/profile_json.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -31,7 +33,7 @@ json status_enum() {
 
 json reason_enum() {
   return json::array({"exit_code", "signal", "timeout", "cancelled", "dependency_failed",
-                      "spawn_error", "worker_crashed", "memory_limit", "lost"});
+                      "spawn_error", "worker_crashed", "memory_limit", "lost", "worker_error"});
 }
 
 }  // namespace
@@ -177,7 +179,7 @@ json orchestrator_to_json(const engine::EngineStats& stats, std::string_view ver
   }
   json memory{{"rssKb", stats.rss_kb}, {"peakRssKb", stats.peak_rss_kb}};
   if (stats.mem_available_kb >= 0) memory["systemAvailableKb"] = stats.mem_available_kb;
-  return {{"tasks", std::move(counts)},
+  json out{{"tasks", std::move(counts)},
           {"queueDepth", stats.queue_depth},
           {"queueLimit", stats.queue_limit},
           {"running", stats.running},
@@ -197,6 +199,8 @@ json orchestrator_to_json(const engine::EngineStats& stats, std::string_view ver
           {"stateDir", sanitize_utf8(stats.state_dir)},
           {"tasksSubmitted", stats.tasks_submitted},
           {"spawnErrors", stats.spawn_errors}};
+  out.update(profiles_status_to_json(stats));
+  return out;
 }
 
 json orchestrator_schema() {
@@ -237,9 +241,7 @@ json orchestrator_schema() {
                 {"reason", prop("string", "the first failing check")},
                 {"checkedAt", prop("string", "ISO 8601 UTC of the last round")}}},
               {"required", json::array({"status", "checks"})}};
-  return {{"type", "object"},
-          {"properties",
-           {{"tasks", counts},
+  json properties{{"tasks", counts},
             {"queueDepth", prop("integer", "tasks not yet running (queued + waiting)")},
             {"queueLimit", prop("integer", "submits are refused beyond this depth")},
             {"running", count},
@@ -253,7 +255,10 @@ json orchestrator_schema() {
             {"version", {{"type", "string"}}},
             {"stateDir", {{"type", "string"}}},
             {"tasksSubmitted", prop("integer", "since this server process started")},
-            {"spawnErrors", count}}},
+            {"spawnErrors", count}};
+  properties.update(profiles_status_schema_properties());
+  return {{"type", "object"},
+          {"properties", std::move(properties)},
           {"required", json::array({"tasks", "queueDepth", "queueLimit", "running", "maxConcurrent", "workers",
                         "memory", "uptimeMs", "startedAt", "restarts", "version", "stateDir",
                         "tasksSubmitted", "spawnErrors"})}};

@@ -99,5 +99,73 @@ TEST(Config, DefaultConfigTextReadsBackAsTheDefaults) {
   EXPECT_EQ(text.back(), '\n');
 }
 
+TEST(Config, ReadsProfilesIntoEngineValues) {
+  Config c;
+  auto st = parse_config_text(R"({"profiles": {
+      "claude": {"argv": ["claude", "-p", "{prompt}"], "maxConcurrent": 3, "timeoutSec": 1800,
+                 "rateLimit": {"perMinute": 10}, "memoryLimitMb": 768, "env": {"A": "1"},
+                 "retry": {"maxAttempts": 2, "backoff": "fixed"}, "circuitBreaker": {"failures": 3, "cooldownSec": 30},
+                 "cpuLimitSec": 60, "openFilesLimit": 256},
+      "echo": {"mode": "pool", "argv": ["python3", "w.py"],
+               "pool": {"min": 1, "max": 4, "maxTasksPerWorker": 100, "maxWorkerRssMb": 512, "idleTimeoutSec": 300}}},
+    "security": {"allowCommands": ["claude", "/usr/bin/python3"], "allowedDirs": ["/tmp"]},
+    "limits": {"memoryFloorMb": 64}})",
+                              "config.json", c);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  ASSERT_EQ(c.profiles.size(), 2u);
+  const engine::Profile& claude = c.profiles[0];
+  EXPECT_EQ(claude.name, "claude");
+  EXPECT_EQ(claude.max_concurrent, 3);
+  EXPECT_EQ(claude.timeout_ms, 1800000);
+  EXPECT_EQ(claude.rate_limit.per_minute, 10);
+  EXPECT_EQ(claude.limits.memory_mb, 768);
+  EXPECT_EQ(claude.limits.cpu_sec, 60);
+  EXPECT_EQ(claude.limits.open_files, 256);
+  EXPECT_EQ(claude.retry->max_attempts, 2);
+  EXPECT_EQ(claude.breaker.failures, 3);
+  EXPECT_EQ(claude.breaker.cooldown_ms, 30000);
+  const engine::Profile& echo = c.profiles[1];
+  EXPECT_EQ(echo.mode, engine::ProfileMode::Pool);
+  EXPECT_EQ(echo.pool.max, 4);
+  EXPECT_EQ(echo.pool.max_worker_rss_mb, 512);
+  EXPECT_EQ(echo.pool.idle_timeout_ms, 300000);
+  EXPECT_EQ(c.security.allow_commands, (std::vector<std::string>{"claude", "/usr/bin/python3"}));
+  EXPECT_EQ(c.security.allowed_dirs, std::vector<std::string>{"/tmp"});
+  EXPECT_EQ(c.memory_floor_mb, 64);
+}
+
+TEST(Config, RefusesBadProfilesWithTheirJsonPath) {
+  struct Case {
+    const char* text;
+    const char* path;
+  };
+  const Case cases[] = {
+      {R"({"profiles": {"a": {}}})", "profiles.a"},
+      {R"({"profiles": {"a": {"argv": []}}})", "profiles.a.argv"},
+      {R"({"profiles": {"a": {"argv": ["x", 3]}}})", "profiles.a.argv[1]"},
+      {R"({"profiles": {"a": {"argv": ["x", "{open"]}}})", "profiles.a.argv"},
+      {R"({"profiles": {"a": {"argv": ["x"], "maxConcurrent": 0}}})", "profiles.a.maxConcurrent"},
+      {R"({"profiles": {"a": {"argv": ["x"], "rateLimit": {"perMinute": -1}}}})", "profiles.a.rateLimit.perMinute"},
+      {R"({"profiles": {"a": {"argv": ["x"], "bogus": 1}}})", "profiles.a.bogus"},
+      {R"({"profiles": {"a": {"argv": ["x"], "pool": {"min": 1}}}})", "profiles.a.pool"},
+      {R"({"profiles": {"a": {"argv": ["x", "{p}"], "mode": "pool"}}})", "profiles.a.argv"},
+      {R"({"profiles": {"a": {"argv": ["x"], "mode": "pool", "pool": {"min": 5, "max": 2}}}})", "profiles.a.pool"},
+      {R"({"profiles": {"a": {"argv": ["x"], "cwd": "/no/such/dir"}}})", "profiles.a.cwd"},
+      {R"({"profiles": {"a b": {"argv": ["x"]}}})", "profiles.a b"},
+      {R"({"security": {"allowCommands": ["bin/ls"]}})", "security.allowCommands[0]"},
+      {R"({"security": {"allowedDirs": ["rel"]}})", "security.allowedDirs[0]"},
+      {R"({"security": {"allowedDirs": []}})", "security.allowedDirs"},
+      {R"({"security": {"deny": []}})", "security.deny"},
+  };
+  for (const Case& k : cases) {
+    Config c;
+    auto st = parse_config_text(k.text, "cfg.json", c);
+    ASSERT_FALSE(st.ok()) << k.text;
+    EXPECT_NE(st.error().message.find(std::string("cfg.json: ") + k.path), std::string::npos)
+        << k.text << " → " << st.error().message;
+    EXPECT_TRUE(c.profiles.empty()) << "nothing applied from a bad file";
+  }
+}
+
 }  // namespace
 }  // namespace orch::app

@@ -268,5 +268,147 @@ TEST_F(SchedulerTest, IdempotencyKeyFindsTheFirstTask) {
   EXPECT_FALSE(sched.find_by_idempotency_key("other").has_value());
 }
 
+
+// --- per-profile rules (SPEC §4: per-profile limits, token bucket, breaker) --
+
+class SchedulerProfileTest : public ::testing::Test {
+ protected:
+  Scheduler sched{Scheduler::Limits{8, 100}, [] { return 0.999999; }};
+  std::int64_t seq = 0;
+
+  TaskId submit(const std::string& profile, std::int64_t now = kT0) {
+    TaskRecord t;
+    t.id = "task" + std::to_string(++seq);
+    t.seq = seq;
+    t.spec.profile = profile;
+    t.submitted_at_ms = now;
+    EXPECT_TRUE(sched.submit(std::move(t), now).ok());
+    return "task" + std::to_string(seq);
+  }
+  std::vector<TaskId> take(std::int64_t now = kT0) {
+    std::vector<TaskId> started;
+    (void)sched.take_runnable(now, started);
+    return started;
+  }
+  void finish(const TaskId& id, int code, std::int64_t now = kT0) {
+    AttemptOutcome o;
+    o.exit_code = code;
+    (void)sched.finish_attempt(id, o, now);
+  }
+  ProfileView view(const std::string& name, std::int64_t now = kT0) {
+    for (auto& v : sched.profile_views(now)) {
+      if (v.name == name) return v;
+    }
+    ADD_FAILURE() << "no profile " << name;
+    return {};
+  }
+};
+
+TEST_F(SchedulerProfileTest, ProfileConcurrencyHoldsOnlyItsOwnTasks) {
+  ProfileRules agent;
+  agent.max_concurrent = 2;
+  sched.set_profile_rules({{"agent", agent}});
+  auto a1 = submit("agent");
+  auto a2 = submit("agent");
+  auto a3 = submit("agent");
+  auto other = submit("");
+  EXPECT_EQ(take(), (std::vector<TaskId>{a1, a2, other})) << "a3 is passed over, the task behind it is not";
+  EXPECT_NE(sched.held_reason(*sched.find(a3), kT0).find("at most 2"), std::string::npos);
+  finish(a1, 0);
+  EXPECT_EQ(take(), std::vector<TaskId>{a3});
+  EXPECT_EQ(view("agent").running, 2);
+}
+
+TEST_F(SchedulerProfileTest, RateLimitAdmitsTheBurstThenOnePerInterval) {
+  ProfileRules rules;
+  rules.rate_limit.per_minute = 10;  // bucket of 10, one token per 6 s
+  sched.set_profile_rules({{"api", rules}});
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back(submit("api"));
+  auto first = take();
+  ASSERT_EQ(first.size(), 8u) << "the global limit of 8 comes first";
+  for (const auto& id : first) finish(id, 0);
+  EXPECT_EQ(take().size(), 2u) << "10 starts in all, then the bucket is empty";
+  EXPECT_TRUE(take(kT0 + 5999).empty());
+  EXPECT_NE(sched.held_reason(*sched.find(ids[10]), kT0).find("rate limit"), std::string::npos);
+  ASSERT_TRUE(sched.next_wakeup_ms().has_value());
+  EXPECT_LE(*sched.next_wakeup_ms(), kT0 + 6000) << "the dispatcher wakes when a token is due";
+  EXPECT_EQ(take(kT0 + 6000), std::vector<TaskId>{ids[10]});
+  EXPECT_TRUE(take(kT0 + 6001).empty());
+  EXPECT_EQ(take(kT0 + 12000), std::vector<TaskId>{ids[11]});
+}
+
+TEST_F(SchedulerProfileTest, BreakerOpensAfterConsecutiveFailuresThenHalfOpens) {
+  ProfileRules rules;
+  rules.breaker.failures = 2;
+  rules.breaker.cooldown_ms = 10000;
+  sched.set_profile_rules({{"flaky", rules}});
+  auto t1 = submit("flaky");
+  auto t2 = submit("flaky");
+  auto t3 = submit("flaky");
+  auto t4 = submit("flaky");
+  EXPECT_EQ(take(), (std::vector<TaskId>{t1, t2, t3, t4}));
+  finish(t1, 0);
+  finish(t2, 1);
+  EXPECT_EQ(view("flaky").breaker, BreakerState::Closed) << "one failure after a success";
+  finish(t3, 1);
+  EXPECT_EQ(view("flaky").breaker, BreakerState::Open);
+  EXPECT_EQ(view("flaky").consecutive_failures, 2);
+  finish(t4, 0, kT0 + 1);  // already running when it opened; a success closes it again
+  EXPECT_EQ(view("flaky", kT0 + 1).breaker, BreakerState::Closed);
+
+  auto t5 = submit("flaky");
+  auto t6 = submit("flaky");
+  EXPECT_EQ(take(kT0 + 2).size(), 2u);
+  finish(t5, 1, kT0 + 3);
+  finish(t6, 1, kT0 + 3);
+  auto t7 = submit("flaky");
+  auto t8 = submit("flaky");
+  EXPECT_TRUE(take(kT0 + 4).empty()) << "open: nothing of the profile starts";
+  EXPECT_NE(sched.held_reason(*sched.find(t7), kT0 + 4).find("circuit breaker is open"), std::string::npos);
+  EXPECT_EQ(take(kT0 + 10003), std::vector<TaskId>{t7}) << "half-open: one trial";
+  EXPECT_TRUE(take(kT0 + 10004).empty());
+  finish(t7, 1, kT0 + 10005);
+  EXPECT_EQ(view("flaky", kT0 + 10005).breaker, BreakerState::Open) << "a failed trial opens it again";
+  EXPECT_EQ(take(kT0 + 20005), std::vector<TaskId>{t8});
+  finish(t8, 0, kT0 + 20006);
+  EXPECT_EQ(view("flaky", kT0 + 20006).breaker, BreakerState::Closed);
+}
+
+TEST_F(SchedulerProfileTest, AdmissionHoldStopsEveryStartAndSaysWhy) {
+  auto t1 = submit("");
+  sched.set_admission_hold("system memory is short");
+  EXPECT_TRUE(take().empty());
+  EXPECT_EQ(sched.held_reason(*sched.find(t1), kT0), "system memory is short");
+  sched.set_admission_hold("");
+  EXPECT_EQ(take(), std::vector<TaskId>{t1});
+}
+
+TEST_F(SchedulerProfileTest, PoolOutcomesMapToTheirReasons) {
+  auto t1 = submit("");
+  auto t2 = submit("");
+  auto t3 = submit("");
+  auto t4 = submit("");
+  take();
+  AttemptOutcome result;
+  result.worker_result = true;
+  (void)sched.finish_attempt(t1, result, kT0);
+  EXPECT_EQ(sched.find(t1)->status, TaskStatus::Completed);
+  AttemptOutcome crashed;
+  crashed.worker_crashed = true;
+  (void)sched.finish_attempt(t2, crashed, kT0);
+  EXPECT_EQ(sched.find(t2)->reason, EndReason::WorkerCrashed);
+  AttemptOutcome error;
+  error.worker_error = true;
+  (void)sched.finish_attempt(t3, error, kT0);
+  EXPECT_EQ(sched.find(t3)->reason, EndReason::WorkerError);
+  AttemptOutcome memory;
+  memory.memory_limit = true;
+  memory.signal = 9;
+  (void)sched.finish_attempt(t4, memory, kT0);
+  EXPECT_EQ(sched.find(t4)->status, TaskStatus::Failed);
+  EXPECT_EQ(sched.find(t4)->reason, EndReason::MemoryLimit);
+}
+
 }  // namespace
 }  // namespace orch::engine
