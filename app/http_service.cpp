@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -129,6 +130,9 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
 
   mcp::StreamableHttpOptions mcp_options;
   mcp_options.max_sessions = config.http_max_sessions;
+  // Listen streams hold a thread each: a quarter of them at most, so
+  // requests always find one.
+  mcp_options.max_listeners = std::max<std::size_t>(1, config.http_max_threads / 4);
   if (!impl->token.empty()) mcp_options.auth_context = "http-bearer";
   impl->mcp = std::make_unique<mcp::StreamableHttp>(server, mcp_options);
   impl->mcp->restore_sessions(hooks.sessions);

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/clock.h"
+#include "mcp/subscriptions_listen.h"
 #include "mcp/tasks_api.h"
 
 namespace orch::mcp {
@@ -22,7 +23,8 @@ constexpr std::array<std::string_view, 11> kMethods = {
     "server/discover", "tools/list",  "tools/call", "resources/list", "resources/templates/list", "resources/read",
     "prompts/list",    "prompts/get", "tasks/get",  "tasks/update",   "tasks/cancel"};
 
-bool known(std::string_view method) {
+bool known(std::string_view method, bool listen) {
+  if (method == "subscriptions/listen") return listen;
   for (std::string_view m : kMethods) {
     if (m == method) return true;
   }
@@ -46,6 +48,13 @@ int base64_value(char c) {
   return -1;
 }
 
+ModernReply fail(const RequestId& id, int http_status, int code, std::string_view message,
+                 std::optional<json> data = std::nullopt) {
+  return ModernReply{http_status, error_response(id, code, message, std::move(data)), nullptr};
+}
+
+}  // namespace
+
 json modern_task_json(const NativeTask& task) {
   // A tool result with isError is a completed task in this era; failed is only
   // for JSON-RPC errors, which a queued task never has (MCP-NOTES §9b).
@@ -59,13 +68,6 @@ json modern_task_json(const NativeTask& task) {
   if (task.poll_interval_ms > 0) j["pollIntervalMs"] = task.poll_interval_ms;
   return j;
 }
-
-ModernReply fail(const RequestId& id, int http_status, int code, std::string_view message,
-                 std::optional<json> data = std::nullopt) {
-  return ModernReply{http_status, error_response(id, code, message, std::move(data))};
-}
-
-}  // namespace
 
 bool is_modern_request(const json& params) {
   auto meta = params.find("_meta");
@@ -97,11 +99,13 @@ std::string decode_header_value(std::string_view value) {
   return out;
 }
 
-ModernEra::ModernEra(Server& server, std::string auth_context) : server_(server), owner_(std::move(auth_context)) {}
+ModernEra::ModernEra(Server& server, std::string auth_context, ListenHub* listen)
+    : server_(server), owner_(std::move(auth_context)), listen_(listen) {}
 
 json ModernEra::discover() const {
   json capabilities{{"tools", {{"listChanged", false}}}};
-  if (server_.resources()) capabilities["resources"] = {{"subscribe", false}, {"listChanged", false}};
+  // subscribe: resourceSubscriptions on a subscriptions/listen stream.
+  if (server_.resources()) capabilities["resources"] = {{"subscribe", listen_ != nullptr}, {"listChanged", false}};
   if (server_.prompts()) capabilities["prompts"] = {{"listChanged", false}};
   if (server_.tasks()) capabilities["extensions"] = {{kTasksExtension, json::object()}};
   json out{{"supportedVersions", json::array({kModernProtocolVersion})}, {"capabilities", std::move(capabilities)}};
@@ -190,7 +194,7 @@ ModernReply ModernEra::handle(const Request& request, const ModernHeaders* heade
                 "2025-11-25 after initialize",
                 json{{"supported", json::array({kModernProtocolVersion})}, {"requested", requested}});
   }
-  if (!known(request.method)) {
+  if (!known(request.method, listen_ != nullptr)) {
     return fail(id, 404, kMethodNotFound, "Method not found: " + request.method + " (not in protocol 2026-07-28)");
   }
   const bool tasks_declared = caps->contains("extensions") && (*caps)["extensions"].is_object() &&
@@ -201,6 +205,15 @@ ModernReply ModernEra::handle(const Request& request, const ModernHeaders* heade
     return fail(id, 400, kMissingRequiredClientCapability,
                 std::string(request.method) + " needs the client to declare the " + kTasksExtension + " extension",
                 json{{"requiredCapabilities", {{"extensions", {{kTasksExtension, json::object()}}}}}});
+  }
+
+  if (request.method == "subscriptions/listen") {
+    auto stream = listen_->open(id, params, owner_, tasks_declared);
+    if (stream) return ModernReply{200, nullptr, std::move(*stream)};
+    if (stream.error().code == ErrorCode::InvalidArgument) {
+      return fail(id, 200, kInvalidParams, stream.error().message);
+    }
+    return fail(id, 503, kInternalError, stream.error().message);
   }
 
   RpcFault fault{0, ""};
@@ -306,7 +319,7 @@ ModernReply ModernEra::handle(const Request& request, const ModernHeaders* heade
   if (!info.title.empty()) server_info["title"] = info.title;
   if (!result.contains("_meta") || !result["_meta"].is_object()) result["_meta"] = json::object();
   result["_meta"][kServerInfoMeta] = std::move(server_info);
-  return ModernReply{200, result_response(id, std::move(result))};
+  return ModernReply{200, result_response(id, std::move(result)), nullptr};
 }
 
 }  // namespace orch::mcp

@@ -20,14 +20,16 @@
 // Every result has resultType ("complete", or "task" for a task created by
 // tools/call) and _meta["io.modelcontextprotocol/serverInfo"]; cacheable ones
 // (server/discover, tools/list, resources/list, resources/templates/list,
-// resources/read, prompts/list) have ttlMs and cacheScope. No notifications
-// are sent (no progress, no log messages, no subscriptions/listen): requests
-// that ask for them get their plain answer.
+// resources/read, prompts/list) have ttlMs and cacheScope. Change
+// notifications go only on subscriptions/listen streams (with a ListenHub,
+// mcp/subscriptions_listen.h; without one the method does not exist); no
+// request gets progress or log messages: those that ask get their plain answer.
 //
 // Thread-safe; runs the request on the calling thread. The Server must
 // outlive it.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -35,6 +37,7 @@
 
 #include "mcp/jsonrpc.h"
 #include "mcp/server.h"
+#include "transport/event_stream.h"
 
 namespace orch::mcp {
 
@@ -54,8 +57,15 @@ struct ModernHeaders {
 
 struct ModernReply {
   int http_status = 200;
-  nlohmann::json message;  // the JSON-RPC response
+  nlohmann::json message;  // the JSON-RPC response; null when `stream` answers
+  std::shared_ptr<transport::EventStream> stream;  // subscriptions/listen: the SSE response
 };
+
+class ListenHub;
+
+// A native task as this era and the Tasks extension show it (tasks/get,
+// notifications/tasks), without the inlined result.
+nlohmann::json modern_task_json(const NativeTask& task);
 
 // params._meta carries io.modelcontextprotocol/protocolVersion: the request
 // asks for the modern era, whatever its method.
@@ -66,8 +76,9 @@ std::string decode_header_value(std::string_view value);
 
 class ModernEra {
  public:
-  // `auth_context` owns the native tasks modern requests create.
-  ModernEra(Server& server, std::string auth_context);
+  // `auth_context` owns the native tasks modern requests create. `listen`
+  // (may be null) serves subscriptions/listen and must outlive this.
+  ModernEra(Server& server, std::string auth_context, ListenHub* listen = nullptr);
 
   ModernReply handle(const Request& request, const ModernHeaders* headers);
 
@@ -77,6 +88,7 @@ class ModernEra {
 
   Server& server_;
   const std::string owner_;
+  ListenHub* const listen_;
 };
 
 }  // namespace orch::mcp

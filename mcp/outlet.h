@@ -1,11 +1,14 @@
-// NotificationOutlet: how a session sends notifications that outlive the
-// request that caused them (a task's status change, a resource update). Those
-// who will send later co-own it; once the session closes it, they send
-// nothing, even if the transport under it is gone. Sending under the lock is
-// what makes that true; a send is one sink call. Thread-safe.
+// NotificationOutlet: how a session (or a subscriptions/listen stream) sends
+// notifications that outlive the request that caused them (a task's status
+// change, a resource update). Those who will send later co-own it; once its
+// owner closes it, they send nothing, even if the transport under it is gone.
+// Sending under the lock is what makes that true; a send is one sink call.
+// Thread-safe.
 #pragma once
 
+#include <functional>
 #include <mutex>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -15,25 +18,29 @@ namespace orch::mcp {
 
 class NotificationOutlet {
  public:
-  explicit NotificationOutlet(Dispatcher& dispatcher) : dispatcher_(&dispatcher) {}
+  using Send = std::function<bool(const nlohmann::json& message)>;
+
+  explicit NotificationOutlet(Dispatcher& dispatcher)
+      : send_([&dispatcher](const nlohmann::json& m) { return dispatcher.send(m); }) {}
+  explicit NotificationOutlet(Send send) : send_(std::move(send)) {}
 
   // False once closed, or when the sink refused the message.
   bool send(const nlohmann::json& message) {
     std::lock_guard lock(mu_);
-    return dispatcher_ != nullptr && dispatcher_->send(message);
+    return send_ && send_(message);
   }
   void close() {
     std::lock_guard lock(mu_);
-    dispatcher_ = nullptr;
+    send_ = nullptr;
   }
   bool open() const {
     std::lock_guard lock(mu_);
-    return dispatcher_ != nullptr;
+    return static_cast<bool>(send_);
   }
 
  private:
   mutable std::mutex mu_;
-  Dispatcher* dispatcher_;  // guarded by mu_; null once closed
+  Send send_;  // guarded by mu_; empty once closed
 };
 
 }  // namespace orch::mcp

@@ -13,6 +13,7 @@
 #include "common/random.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/modern_era.h"
+#include "mcp/subscriptions_listen.h"
 
 namespace orch::mcp {
 
@@ -148,6 +149,7 @@ struct StreamableHttp::Impl {
   StreamableHttpOptions options;
   // Stateless 2026-07-28 requests (no session); without auth they share one
   // context, and their task ids are unguessable.
+  ListenHub listen;
   ModernEra modern;
   mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<HttpSession>> sessions;  // guarded by mu
@@ -158,7 +160,8 @@ struct StreamableHttp::Impl {
   Impl(Server& s, StreamableHttpOptions o)
       : server(s),
         options(std::move(o)),
-        modern(s, options.auth_context.empty() ? "http-anonymous" : options.auth_context) {}
+        listen(s, ListenOptions{options.max_listeners, options.stream_buffer_bytes}),
+        modern(s, options.auth_context.empty() ? "http-anonymous" : options.auth_context, &listen) {}
 
   std::shared_ptr<HttpSession> find(const std::string& id) {
     std::lock_guard lock(mu);
@@ -252,7 +255,14 @@ struct StreamableHttp::Impl {
       headers.has_name = req.has_header("mcp-name");
       headers.name = req.header("mcp-name");
       ModernReply reply = modern.handle(*request, &headers);
-      return HttpResponse::json(reply.http_status, serialize(reply.message));
+      if (!reply.stream) return HttpResponse::json(reply.http_status, serialize(reply.message));
+      HttpResponse r;  // subscriptions/listen: a long-lived SSE response
+      r.content_type = "text/event-stream";
+      r.stream = std::move(reply.stream);
+      r.headers.emplace_back("X-Accel-Buffering", "no");
+      r.keepalive_interval = options.sse_keepalive;
+      r.keepalive_chunk = ": keepalive\n\n";
+      return r;
     }
     if (session_id.empty()) {
       if (!initialize) {
@@ -432,10 +442,12 @@ void StreamableHttp::close_all() {
     impl_->closed = true;
     all.swap(impl_->sessions);
   }
+  impl_->listen.close_all(true);
   for (auto& [id, s] : all) Impl::end(*s);
 }
 
 void StreamableHttp::end_get_streams() {
+  impl_->listen.close_all(false);  // told notifications/cancelled: the client listens again
   std::vector<std::shared_ptr<HttpSession>> all;
   {
     std::lock_guard lock(impl_->mu);

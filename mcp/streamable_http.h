@@ -38,6 +38,11 @@
 // keeps its request running (disconnect is not cancellation in this era);
 // its later messages are dropped.
 //
+// Without Mcp-Session-Id, a POST that is not a legacy initialize is a
+// stateless 2026-07-28 request (mcp/modern_era.h); subscriptions/listen
+// answers with a long-lived SSE stream (mcp/subscriptions_listen.h), ended
+// with notifications/cancelled by close_all() and end_get_streams().
+//
 // Resumability (Last-Event-ID) is not offered: events carry no ids, and a
 // GET with Last-Event-ID is served as a fresh stream.
 //
@@ -64,6 +69,8 @@ struct StreamableHttpOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
   std::chrono::milliseconds sse_keepalive{std::chrono::seconds(15)};
   std::size_t stream_buffer_bytes = transport::kDefaultStreamBufferBytes;
+  // Open subscriptions/listen streams at most: each holds an HTTP thread.
+  std::size_t max_listeners = 16;
   // The auth context native tasks are bound to (MCP-NOTES §9a). Set when the
   // endpoint checks a bearer token: every session presenting it shares its
   // tasks. Empty (no auth): each session is its own context, so a task is
@@ -98,8 +105,9 @@ class StreamableHttp {
   std::size_t session_count() const;
 
   // --- restart in place ---------------------------------------------------------
-  // Ends every session's GET stream (the client opens a new one; this era has
-  // no resumption), so the HTTP side can drain. Sessions stay open.
+  // Ends every session's GET stream and every subscriptions/listen stream (the
+  // client opens a new one; neither era resumes), so the HTTP side can drain.
+  // Sessions stay open.
   void end_get_streams();
   // Until no request is waiting for its reply (its first message), or
   // `deadline`; true if none is.

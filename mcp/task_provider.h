@@ -75,6 +75,15 @@ class TaskProvider {
   virtual Result<NativeTaskPage> list(const std::string& owner, const std::string& cursor) = 0;
   // Marks the task cancelled (before returning) and stops its work.
   virtual Result<NativeTask> cancel(const std::string& owner, const std::string& task_id) = 0;
+  // Adds `listener` to the task's status changes (beside the one given to
+  // create) until the task ends, and returns its state at that moment: a
+  // change after it is heard, one before it is in the answer. NotFound like
+  // get(). A provider without watchers says Unavailable.
+  virtual Result<NativeTask> watch(const std::string& owner, const std::string& task_id,
+                                   NativeTaskListener listener) {
+    (void)owner, (void)task_id, (void)listener;
+    return make_error(ErrorCode::Unavailable, "this task provider cannot be watched");
+  }
 };
 
 }  // namespace orch::mcp

@@ -141,6 +141,20 @@ Result<NativeTask> NativeTasks::get(const std::string& owner, const std::string&
   return describe(*view, **entry);
 }
 
+Result<NativeTask> NativeTasks::watch(const std::string& owner, const std::string& task_id,
+                                      mcp::NativeTaskListener listener) {
+  const std::int64_t now = to_unix_ms(engine_clock(engine_).wall_now());
+  std::lock_guard lock(mu_);
+  auto entry = find_locked(owner, task_id, now);
+  if (!entry) return entry.error();
+  // Read under the lock: the watcher applies a change either before this (and
+  // the answer shows it) or after (and the new watcher hears it).
+  auto view = engine_.get(task_id);
+  if (!view) return make_error(ErrorCode::NotFound, "task " + task_id + " is no longer retained by the engine");
+  if (!mcp::is_terminal((*entry)->last_status)) (*entry)->watchers.push_back(std::move(listener));
+  return describe(*view, **entry);
+}
+
 json NativeTasks::final_result(const std::string& id, bool cancelled) {
   mcp::ToolCallContext ctx;
   ctx.report_progress = [](double, std::optional<double>, const std::string&) {};
@@ -275,8 +289,12 @@ void NativeTasks::watch(std::stop_token stop) {
           e.last_status = now_status;
           e.updated_at_ms = now;
           if (e.listener) calls.emplace_back(e.listener, describe(view, e));
+          for (const auto& w : e.watchers) calls.emplace_back(w, describe(view, e));
         }
-        if (ended) e.listener = nullptr;
+        if (ended) {
+          e.listener = nullptr;
+          e.watchers.clear();
+        }
       }
       for (auto it = entries_.begin(); it != entries_.end();) {
         if (now >= it->second.created_at_ms + it->second.ttl_ms) it = entries_.erase(it);

@@ -4,8 +4,9 @@
 // listTasks and the dashboard show it like any other (docs/PROTOCOL.md).
 //
 // What it adds to the engine task lives here, in memory: the owner (auth
-// context), the ttl, a cancellation that MCP must report at once, and the
-// listener for notifications/tasks/status. That binding ends with the ttl (the
+// context), the ttl, a cancellation that MCP must report at once, the
+// listener for notifications/tasks/status and the watchers of
+// subscriptions/listen streams. That binding ends with the ttl (the
 // id then reads as unknown to tasks/*; the engine task stays, per retention)
 // and with the process (a restart in place forgets it too).
 //
@@ -26,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/engine.h"
 #include "mcp/task_provider.h"
@@ -54,6 +56,8 @@ class NativeTasks final : public mcp::TaskProvider {
   Result<std::optional<json>> result_if_done(const std::string& owner, const std::string& task_id) override;
   Result<mcp::NativeTaskPage> list(const std::string& owner, const std::string& cursor) override;
   Result<mcp::NativeTask> cancel(const std::string& owner, const std::string& task_id) override;
+  Result<mcp::NativeTask> watch(const std::string& owner, const std::string& task_id,
+                                mcp::NativeTaskListener listener) override;
 
  private:
   struct Entry {
@@ -65,6 +69,7 @@ class NativeTasks final : public mcp::TaskProvider {
     bool cancelled = false;
     mcp::NativeTaskStatus last_status = mcp::NativeTaskStatus::Working;
     mcp::NativeTaskListener listener;  // cleared when the task ends
+    std::vector<mcp::NativeTaskListener> watchers;  // subscriptions/listen streams; cleared likewise
   };
 
   // The owner's live entry, or NotFound (also for another owner's id and an

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <mutex>
 #include <vector>
 
@@ -150,6 +151,33 @@ TEST_F(NativeTasksTest, ListenersHearTheEnd) {
   ASSERT_EQ(heard.size(), 1u);
   EXPECT_EQ(heard[0].id, t.id);
   EXPECT_EQ(heard[0].status, NativeTaskStatus::Completed);
+}
+
+TEST_F(NativeTasksTest, WatchersOfTheOwnerHearTheEndBesideTheCreator) {
+  const auto go = dir_.path() / "go";
+  NativeTask t = create("a", {{"command", "until [ -e '" + go.string() + "' ]; do sleep 0.02; done"}});
+  EXPECT_FALSE(tasks_->watch("b", t.id, [](const NativeTask&) {}));  // another owner's id is unknown
+  std::mutex mu;
+  std::vector<NativeTask> heard;
+  auto record = [&](const NativeTask& changed) {
+    std::lock_guard lock(mu);
+    heard.push_back(changed);
+  };
+  auto now = tasks_->watch("a", t.id, record);
+  ASSERT_TRUE(now) << now.error().message;
+  EXPECT_EQ(now->status, NativeTaskStatus::Working);
+  ASSERT_TRUE(tasks_->watch("a", t.id, record));
+  std::ofstream(go).put('\n');
+  ASSERT_TRUE(test::wait_until([&] {
+    std::lock_guard lock(mu);
+    return heard.size() == 2;
+  }, 10s));
+  std::lock_guard lock(mu);
+  for (const NativeTask& h : heard) EXPECT_EQ(h.status, NativeTaskStatus::Completed);
+  // An ended task can still be watched: the answer is its end.
+  auto ended = tasks_->watch("a", t.id, record);
+  ASSERT_TRUE(ended);
+  EXPECT_EQ(ended->status, NativeTaskStatus::Completed);
 }
 
 TEST_F(NativeTasksTest, TheTtlEndsTheBindingNotTheEngineTask) {
