@@ -5,11 +5,10 @@ import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
 
 from desktop_commander import DesktopCommander
-from http_latency import HttpSession, start_http_server
+from http_latency import HttpSession, ping_under_long_polls, start_http_server
 from mcp_stdio import Server, percentiles, wait_idle
 
 MIB = 1 << 20
@@ -211,24 +210,7 @@ def soak(binary, work, total, batch=500):
 def http_ping_under_long_polls(binary, state, polls, n):
     proc, host, port, token = start_http_server(binary, state)
     try:
-        s = HttpSession(host, port, token)
-        task = s.request("tools/call", {"name": "submitTask", "arguments": {"command": "sleep 600"}})
-        task_id = task["structuredContent"]["taskId"]
-        threads = []
-        for _ in range(polls):
-            p = HttpSession(host, port, token)
-            t = threading.Thread(target=p.request, args=(
-                "tools/call", {"name": "getResult", "arguments": {"taskId": task_id, "waitSec": 50}}))
-            t.start()
-            threads.append(t)
-        time.sleep(0.5)  # let the long-polls reach the server; the figure does not depend on it
-        try:
-            return percentiles(lambda: s.request("ping"), n)
-        finally:
-            # Ends the long-polls, and leaves no sleeping task for a keeper to hold.
-            s.request("tools/call", {"name": "cancelTask", "arguments": {"taskId": task_id}})
-            for t in threads:
-                t.join()
+        return ping_under_long_polls(HttpSession(host, port, token), host, port, token, polls, n)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -76,6 +76,28 @@ def start_http_server(binary, state):
     return proc, host, int(port), token
 
 
+def ping_under_long_polls(s, host, port, token, polls, n):
+    """ping's p50/p99 over session `s` while `polls` other connections each
+    hold a getResult waitSec:50 long-poll open."""
+    task = s.request("tools/call", {"name": "submitTask", "arguments": {"command": "sleep 600"}})
+    task_id = task["structuredContent"]["taskId"]
+    threads = []
+    try:
+        for _ in range(polls):
+            p = HttpSession(host, port, token)
+            t = threading.Thread(target=p.request, args=(
+                "tools/call", {"name": "getResult", "arguments": {"taskId": task_id, "waitSec": 50}}))
+            t.start()
+            threads.append(t)
+        time.sleep(0.5)  # let the long-polls reach the server; the figure does not depend on it
+        return percentiles(lambda: s.request("ping"), n)
+    finally:
+        # Ends the long-polls, and leaves no sleeping task for a keeper to hold.
+        s.request("tools/call", {"name": "cancelTask", "arguments": {"taskId": task_id}})
+        for t in threads:
+            t.join()
+
+
 def main():
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory() as state:
@@ -93,20 +115,7 @@ def main():
             ]:
                 rows.append((name, percentiles(over_http, N), percentiles(over_stdio, N)))
 
-            task = s.request("tools/call", {"name": "submitTask", "arguments": {"command": "sleep 600"}})
-            task_id = task["structuredContent"]["taskId"]
-            polls = []
-            for _ in range(64):
-                p = HttpSession(host, port, token)
-                t = threading.Thread(target=p.request, args=(
-                    "tools/call", {"name": "getResult", "arguments": {"taskId": task_id, "waitSec": 50}}))
-                t.start()
-                polls.append(t)
-            time.sleep(0.5)  # let all 64 reach the server; not a synchronisation the figures rely on
-            under_load = percentiles(lambda: s.request("ping"), 500)
-            s.request("tools/call", {"name": "cancelTask", "arguments": {"taskId": task_id}})
-            for t in polls:
-                t.join()
+            under_load = ping_under_long_polls(s, host, port, token, 64, 500)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
