@@ -271,29 +271,16 @@ TEST_F(SchedulerTest, IdempotencyKeyFindsTheFirstTask) {
 
 // --- per-profile rules (SPEC §4: per-profile limits, token bucket, breaker) --
 
-class SchedulerProfileTest : public ::testing::Test {
+// The same helpers with room for 8 tasks, so only profile rules hold them.
+class SchedulerProfileTest : public SchedulerTest {
  protected:
-  Scheduler sched{Scheduler::Limits{8, 100}, [] { return 0.999999; }};
-  std::int64_t seq = 0;
+  SchedulerProfileTest() { sched = Scheduler{Scheduler::Limits{8, 100}, [] { return 0.999999; }}; }
 
+  using SchedulerTest::submit;
   TaskId submit(const std::string& profile, std::int64_t now = kT0) {
-    TaskRecord t;
-    t.id = "task" + std::to_string(++seq);
-    t.seq = seq;
-    t.spec.profile = profile;
-    t.submitted_at_ms = now;
-    EXPECT_TRUE(sched.submit(std::move(t), now).ok());
-    return "task" + std::to_string(seq);
-  }
-  std::vector<TaskId> take(std::int64_t now = kT0) {
-    std::vector<TaskId> started;
-    (void)sched.take_runnable(now, started);
-    return started;
-  }
-  void finish(const TaskId& id, int code, std::int64_t now = kT0) {
-    AttemptOutcome o;
-    o.exit_code = code;
-    (void)sched.finish_attempt(id, o, now);
+    TaskSpec spec;
+    spec.profile = profile;
+    return submit(std::move(spec), now);
   }
   ProfileView view(const std::string& name, std::int64_t now = kT0) {
     for (auto& v : sched.profile_views(now)) {
