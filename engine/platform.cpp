@@ -163,12 +163,14 @@ std::int64_t current_rss_kb() {
 }
 
 std::int64_t peak_rss_kb() {
-  // ru_maxrss is the kernel's high-water mark, the same figure as VmHWM. The
-  // kernel's RSS counters are per-CPU approximations, so a mark taken a moment
-  // ago can read below the RSS now; a peak is never below the current figure.
-  rusage usage{};
-  if (::getrusage(RUSAGE_SELF, &usage) == 0) return std::max<std::int64_t>(usage.ru_maxrss, current_rss_kb());
-  return read_kib_field("/proc/self/status", "VmHWM");
+  // Not ru_maxrss: exec carries the previous image's high-water mark into it
+  // (for a posix_spawn child, the spawning parent's), so a server started by
+  // a large editor would report the editor's peak. VmHWM is this image's own.
+  std::int64_t kb = read_kib_field("/proc/self/status", "VmHWM");
+  if (kb >= 0) return kb;
+  rusage usage{};  // /proc may be missing in a sandbox
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) return -1;
+  return usage.ru_maxrss;
 }
 
 std::int64_t mem_available_kb() {

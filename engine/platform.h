@@ -76,8 +76,8 @@ class Poller {
 // /proc/self/status as the fallback). macOS:
 // task_info(MACH_TASK_BASIC_INFO).resident_size.
 std::int64_t current_rss_kb();
-// This process's peak resident set: getrusage(RUSAGE_SELF).ru_maxrss (KiB on
-// Linux, bytes on macOS); Linux falls back to VmHWM in /proc/self/status.
+// This process's peak resident set. Linux: VmHWM in /proc/self/status.
+// macOS: getrusage(RUSAGE_SELF).ru_maxrss (bytes there, KiB here).
 std::int64_t peak_rss_kb();
 // Memory the system can give out without swapping, at most 200 ms old.
 // Linux: MemAvailable in /proc/meminfo. macOS: host_statistics64(HOST_VM_INFO64)
