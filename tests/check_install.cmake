@@ -2,7 +2,7 @@
 # man page, docs and example config are where GNUInstallDirs puts them, the
 # example config loads, and `install` registers the installed path (not the
 # build tree's).
-#   cmake -DBUILD_DIR=<build> -DWORK=<dir> -P check_install.cmake
+#   cmake -DBUILD_DIR=<build> -DWORK=<dir> -DLIBDIR=<CMAKE_INSTALL_LIBDIR> -P check_install.cmake
 file(REMOVE_RECURSE ${WORK})
 set(prefix ${WORK}/prefix)
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix}
@@ -11,7 +11,8 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "cmake --install failed (${rc}): ${out}${err}")
 endif()
 set(bin ${prefix}/bin/mcp-orchestrator)
-foreach(f bin/mcp-orchestrator libexec/mcp-orchestrator/mcp-orchestrator-keeper share/man/man1/mcp-orchestrator.1 share/doc/mcp-orchestrator/README.md
+foreach(f bin/mcp-orchestrator libexec/mcp-orchestrator/mcp-orchestrator-keeper
+          ${LIBDIR}/mcp-orchestrator/mcp-orchestrator-http.so share/man/man1/mcp-orchestrator.1 share/doc/mcp-orchestrator/README.md
           share/doc/mcp-orchestrator/CONFIG.md share/doc/mcp-orchestrator/editors/claude-code.md
           share/doc/mcp-orchestrator/examples/config.json share/doc/mcp-orchestrator/manifest.json)
   if(NOT EXISTS ${prefix}/${f})
@@ -36,6 +37,14 @@ execute_process(COMMAND ${bin} --state-dir ${WORK}/state --log-level warn
   INPUT_FILE /dev/null RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 30)
 if(err MATCHES "keeper not found")
   message(FATAL_ERROR "the installed binary does not find its task keeper: ${err}")
+endif()
+
+# The installed binary finds its HTTP module: the client reaches the network
+# (nothing listens on port 9, so it is refused) instead of lacking HTTP.
+execute_process(COMMAND ${bin} status --url http://127.0.0.1:9 --token x
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 30)
+if(NOT err MATCHES "cannot reach the server" OR err MATCHES "HTTP is not available")
+  message(FATAL_ERROR "the installed binary does not load its HTTP module: ${out}${err}")
 endif()
 
 # `install cursor --write` from the installed binary names the installed binary.

@@ -1,5 +1,6 @@
 // HttpServer: the HTTP listener every HTTP endpoint shares (/mcp, /healthz,
-// /metrics, the dashboard), on cpp-httplib, with the security rules applied
+// /metrics, the dashboard), on cpp-httplib in the HTTP module
+// (transport/http_module.h), with the security rules applied
 // before any handler runs (SPEC §7, MCP-NOTES §5a):
 //
 //   1. Host must name this server: 127.0.0.1, localhost or [::1] (with or
@@ -110,9 +111,11 @@ class HttpServer {
  public:
   // Creates (or adopts) the listening socket; the port is bound when this
   // returns, so a test or the app can print it before start(). Errors: the
-  // address does not parse or resolve, the port is in use, permission denied.
+  // HTTP module cannot be loaded (transport/http_module.h), the address does
+  // not parse or resolve, the port is in use, permission denied.
   static Result<std::unique_ptr<HttpServer>> listen(HttpServerOptions options);
-  ~HttpServer();  // stop()
+  virtual ~HttpServer() = default;  // an implementation's destructor stop()s
+  HttpServer() = default;
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
@@ -120,36 +123,36 @@ class HttpServer {
   // "/api/tasks/([^/]+)/cancel"; its groups arrive in HttpRequest::captures.
   // A path that matches some route but not for this method gets 405 with an
   // Allow header; a path that matches none gets 404.
-  void route(std::string method, std::string pattern, Access access, HttpHandler handler);
+  virtual void route(std::string method, std::string pattern, Access access, HttpHandler handler) = 0;
 
   // Serves on a background thread; returns at once.
-  void start();
+  virtual void start() = 0;
   // Stops accepting, ends every stream, waits for connections in progress to
   // finish and joins every thread. Idempotent.
-  void stop();
+  virtual void stop() = 0;
 
   // --- restart in place (RESTART-NOTES) -------------------------------------
   // Stops accepting without closing the listening socket: new connections
   // wait in its kernel queue for the next image. Connections in progress go
   // on. False if the swap could not be made (no socket for the dummy).
-  bool stop_accepting();
+  virtual bool stop_accepting() = 0;
   // Ends every streamed response (their sources are marked gone: what they
   // still buffer is not written).
-  void end_streams();
+  virtual void end_streams() = 0;
   // Until no streamed response is in progress, or `deadline`; true if none is.
-  bool wait_streams_ended(std::chrono::steady_clock::time_point deadline);
+  virtual bool wait_streams_ended(std::chrono::steady_clock::time_point deadline) = 0;
   // After stop_accepting(): waits (until `deadline`) for accepted connections
   // to start, makes kept-alive ones close after their current request, joins
   // the listener and pool threads, and returns the listening socket, which
   // the caller now owns (still listening, its queue intact). The server is
   // stopped afterwards.
-  Result<int> release_listener(std::chrono::steady_clock::time_point deadline);
+  virtual Result<int> release_listener(std::chrono::steady_clock::time_point deadline) = 0;
 
-  const std::string& host() const;
-  int port() const;
-  int listening_fd() const;
+  virtual const std::string& host() const = 0;
+  virtual int port() const = 0;
+  virtual int listening_fd() const = 0;
   // "http://host:port", with IPv6 hosts in brackets.
-  std::string base_url() const;
+  virtual std::string base_url() const = 0;
 
   struct Stats {
     std::size_t threads = 0;       // pool threads alive
@@ -157,12 +160,7 @@ class HttpServer {
     std::size_t pending = 0;       // accepted, waiting for a thread
     std::size_t open_streams = 0;  // streamed responses in progress
   };
-  Stats stats() const;
-
- private:
-  struct Impl;
-  explicit HttpServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual Stats stats() const = 0;
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost": the addresses --no-auth allows.

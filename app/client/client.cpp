@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <httplib.h>
 
 #include <algorithm>
 #include <array>
@@ -21,6 +20,7 @@
 #include "app/client/render.h"
 #include "app/client/server_endpoint.h"
 #include "app/config.h"
+#include "transport/http_client.h"
 
 namespace orch::app::client {
 
@@ -320,14 +320,14 @@ int run_logs(McpHttpClient& client, const Common& c, const std::string& id, cons
 int run_restart(const Common& c, const std::string& reason) {
   auto endpoint = find_endpoint(c);
   if (!endpoint) return fail(endpoint.error().message);
-  httplib::Client http(endpoint->url);
-  http.set_read_timeout(30, 0);
-  httplib::Headers headers;
-  if (!endpoint->token.empty()) headers.emplace("Authorization", "Bearer " + endpoint->token);
+  auto http = transport::HttpClient::open(endpoint->url, {.read_timeout = std::chrono::seconds(30)});
+  if (!http) return fail(http.error().message);
+  transport::HttpHeaders headers;
+  if (!endpoint->token.empty()) headers.emplace_back("Authorization", "Bearer " + endpoint->token);
   json body = json::object();
   if (!reason.empty()) body["reason"] = reason;
-  auto res = http.Post("/admin/restart", headers, body.dump(), "application/json");
-  if (!res) return fail("cannot reach " + endpoint->url + ": " + httplib::to_string(res.error()));
+  auto res = (*http)->post("/admin/restart", headers, body.dump(), "application/json");
+  if (!res) return fail("cannot reach " + endpoint->url + ": " + res.error().message);
   json answer = json::parse(res->body, nullptr, false);
   if (res->status != 202) {
     std::string message = answer.is_object() && answer.contains("error") ? answer["error"].value("message", res->body)

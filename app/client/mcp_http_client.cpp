@@ -1,8 +1,8 @@
 #include "app/client/mcp_http_client.h"
 
-#include <httplib.h>
-
 #include <sstream>
+
+#include "transport/http_client.h"
 
 namespace orch::app::client {
 
@@ -54,31 +54,36 @@ struct McpHttpClient::Impl {
   std::string base_url;
   std::string token;
   std::string token_origin;  // where the token came from, for the 401 message
-  httplib::Client http;
+  Result<std::unique_ptr<transport::HttpClient>> http;
   std::string session_id;
   std::int64_t next_id = 0;
 
   Impl(std::string url, std::string t, std::string origin)
-      : base_url(std::move(url)), token(std::move(t)), token_origin(std::move(origin)), http(base_url) {
-    http.set_connection_timeout(std::chrono::seconds(5));
-    http.set_read_timeout(kReadTimeout);
-    http.set_keep_alive(true);
-  }
+      : base_url(std::move(url)),
+        token(std::move(t)),
+        token_origin(std::move(origin)),
+        http(transport::HttpClient::open(base_url, {.connect_timeout = std::chrono::seconds(5),
+                                                    .read_timeout = kReadTimeout,
+                                                    .keep_alive = true})) {}
 
-  httplib::Headers headers() const {
-    httplib::Headers h{{"Accept", "application/json, text/event-stream"}};
-    if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+  transport::HttpHeaders headers() const {
+    transport::HttpHeaders h{{"Accept", "application/json, text/event-stream"}};
+    if (!token.empty()) h.emplace_back("Authorization", "Bearer " + token);
     if (!session_id.empty()) {
-      h.emplace("Mcp-Session-Id", session_id);
-      h.emplace("MCP-Protocol-Version", kProtocolVersion);
+      h.emplace_back("Mcp-Session-Id", session_id);
+      h.emplace_back("MCP-Protocol-Version", kProtocolVersion);
     }
     return h;
   }
 
-  Error http_error(const httplib::Result& r) const {
+  Result<transport::HttpReply> post(const json& message) {
+    if (!http) return http.error();
+    return (*http)->post("/mcp", headers(), message.dump(), "application/json");
+  }
+
+  Error http_error(const Result<transport::HttpReply>& r) const {
     if (!r) {
-      return make_error(ErrorCode::Unavailable, "cannot reach the server at " + base_url + " (" +
-                                                    httplib::to_string(r.error()) +
+      return make_error(ErrorCode::Unavailable, "cannot reach the server at " + base_url + " (" + r.error().message +
                                                     "); is `mcp-orchestrator --http` running?");
     }
     if (r->status == 401) {
@@ -96,7 +101,7 @@ McpHttpClient::McpHttpClient(std::string base_url, std::string token, std::strin
     : impl_(std::make_unique<Impl>(std::move(base_url), std::move(token), std::move(token_origin))) {}
 
 McpHttpClient::~McpHttpClient() {
-  if (!impl_->session_id.empty()) impl_->http.Delete("/mcp", impl_->headers());
+  if (!impl_->session_id.empty() && impl_->http) (void)(*impl_->http)->del("/mcp", impl_->headers());
 }
 
 Result<json> McpHttpClient::request(const std::string& method, json params,
@@ -104,14 +109,14 @@ Result<json> McpHttpClient::request(const std::string& method, json params,
   Impl& im = *impl_;
   const std::int64_t id = ++im.next_id;
   json message{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}};
-  auto r = im.http.Post("/mcp", im.headers(), message.dump(), "application/json");
+  auto r = im.post(message);
   if (!r || r->status != 200) return im.http_error(r);
   if (method == "initialize") {
-    im.session_id = r->get_header_value("Mcp-Session-Id");
+    im.session_id = r->header("Mcp-Session-Id");
     if (im.session_id.empty()) return make_error(ErrorCode::Internal, "the server gave no Mcp-Session-Id");
   }
   std::vector<json> messages;
-  if (r->get_header_value("Content-Type").rfind("text/event-stream", 0) == 0) {
+  if (r->header("Content-Type").rfind("text/event-stream", 0) == 0) {
     messages = parse_sse(r->body);
   } else {
     messages.push_back(json::parse(r->body, nullptr, false));
@@ -136,7 +141,7 @@ Status McpHttpClient::connect() {
   auto init = request("initialize", std::move(params), nullptr);
   if (!init) return init.error();
   json note{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}};
-  auto r = impl_->http.Post("/mcp", impl_->headers(), note.dump(), "application/json");
+  auto r = impl_->post(note);
   if (!r || r->status != 202) return impl_->http_error(r);
   return {};
 }

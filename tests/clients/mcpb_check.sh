@@ -43,7 +43,10 @@ mkdir -p "$work/unpacked"
 unzip -q "$work/mcp-orchestrator.mcpb" -d "$work/unpacked" || fail "the .mcpb is not a zip"
 cmp -s "$work/unpacked/manifest.json" "$root/manifest.json" || fail "the bundle's manifest.json differs from the repository's"
 [ -x "$work/unpacked/server/mcp-orchestrator" ] || fail "the bundle has no executable server/mcp-orchestrator"
-echo "ok   unpacked: manifest.json and an executable server/mcp-orchestrator"
+for part in mcp-orchestrator-keeper mcp-orchestrator-http.so; do
+  [ -f "$work/unpacked/server/$part" ] || fail "the bundle has no server/$part beside the binary"
+done
+echo "ok   unpacked: manifest.json and an executable server/mcp-orchestrator with its keeper and HTTP module"
 
 node "$here/mcpb_bundle_check.mjs" "$root/manifest.json" "$bin" "$work/unpacked" "$work/state" </dev/null
 echo "mcpb: all checks passed"
