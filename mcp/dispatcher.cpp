@@ -110,7 +110,11 @@ Dispatcher::Dispatcher(transport::MessageSink sink, Executor executor)
 Dispatcher::~Dispatcher() { close(); }
 
 void Dispatcher::on_request(std::string method, Run run, RequestHandler handler) {
-  requests_[std::move(method)] = Entry{run, std::move(handler)};
+  requests_[std::move(method)] = Entry{run, nullptr, std::move(handler)};
+}
+
+void Dispatcher::on_request(std::string method, RunChooser choose, RequestHandler handler) {
+  requests_[std::move(method)] = Entry{Run::OnExecutor, std::move(choose), std::move(handler)};
 }
 
 void Dispatcher::on_notification(std::string method, NotificationHandler handler) {
@@ -175,7 +179,7 @@ void Dispatcher::dispatch_request(Request request) {
   }
 
   const Entry& target = entry->second;
-  if (target.run == Run::Inline) {
+  if ((target.choose ? target.choose(request.params) : target.run) == Run::Inline) {
     run_call(request.method, target.handler, request.params, std::move(call));
     return;
   }

@@ -111,6 +111,10 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   void on_request(std::string method, Run run, RequestHandler handler);
+  // The same, with where it runs decided per request from its params (e.g. by
+  // the tool a tools/call names). `choose` runs on the thread calling handle().
+  using RunChooser = std::function<Run(const nlohmann::json& params)>;
+  void on_request(std::string method, RunChooser choose, RequestHandler handler);
   void on_notification(std::string method, NotificationHandler handler);
   void set_admission(Admission admission);
 
@@ -139,6 +143,7 @@ class Dispatcher {
 
   struct Entry {
     Run run = Run::OnExecutor;
+    RunChooser choose;  // when set, decides instead of `run`
     RequestHandler handler;
   };
   struct Pending {

@@ -25,10 +25,11 @@ std::string log_level_list() {
   return list;
 }
 
-// The tool's execution.taskSupport in a tools/list array: "forbidden" when it
-// is not given (the spec's default), "" when there is no such tool.
-std::string task_support(const json& tools, const std::string& name) {
-  for (const json& t : tools) {
+}  // namespace
+
+// "forbidden" when execution.taskSupport is not given (the spec's default).
+std::string ToolProvider::task_support(const std::string& name) const {
+  for (const json& t : list_tools()) {
     if (!t.is_object() || t.value("name", "") != name) continue;
     auto execution = t.find("execution");
     if (execution != t.end() && execution->is_object()) {
@@ -39,8 +40,6 @@ std::string task_support(const json& tools, const std::string& name) {
   }
   return "";
 }
-
-}  // namespace
 
 std::optional<LogLevel> parse_log_level(std::string_view name) {
   for (std::size_t i = 0; i < kLogLevelNames.size(); ++i) {
@@ -103,9 +102,15 @@ Session::Session(Server& server, transport::MessageSink sink, SessionOptions opt
   // The provider's code: its cost is not ours to assume.
   dispatcher_.on_request("tools/list", Run::OnExecutor,
                          [this](const json&, Responder r) { list_tools(std::move(r)); });
-  dispatcher_.on_request("tools/call", Run::OnExecutor, [this](const json& params, Responder r) {
-    call_tool(params, std::move(r));
-  });
+  dispatcher_.on_request(
+      "tools/call",
+      [this](const json& params) {
+        auto name = params.find("name");
+        const bool at_once = name != params.end() && name->is_string() &&
+                             server_.tools().answers_at_once(name->get_ref<const std::string&>());
+        return at_once ? Run::Inline : Run::OnExecutor;
+      },
+      [this](const json& params, Responder r) { call_tool(params, std::move(r)); });
   dispatcher_.on_notification("notifications/initialized", [this](const json&) {
     State expected = State::Initialized;
     if (!state_.compare_exchange_strong(expected, State::Ready)) {
@@ -268,7 +273,7 @@ void Session::call_tool(const json& params, Responder responder) {
   // execution.taskSupport decides how the tool may be called (§9a); a server
   // without tasks processes every call normally, ignoring params.task.
   if (tasks_negotiated()) {
-    const std::string support = task_support(server_.tools().list_tools(), tool);
+    const std::string support = server_.tools().task_support(tool);
     auto task = params.find("task");
     const bool as_task = task != params.end() && !task->is_null();
     if (support.empty()) {

@@ -35,6 +35,18 @@ class ToolProvider {
   virtual std::optional<nlohmann::json> call_tool(const std::string& name,
                                                   const nlohmann::json& arguments,
                                                   ToolCallContext& ctx) = 0;
+  // The tool's execution.taskSupport ("forbidden", "optional", "required"),
+  // or "" when no tool has that name. By default read from list_tools();
+  // asked on every tools/call once tasks are negotiated, so a provider with
+  // its tools at hand answers directly.
+  virtual std::string task_support(const std::string& name) const;
+  // True for a tool that answers at once from memory and never waits (a
+  // status read): the MCP layer then runs its calls on the thread that read
+  // the request, sparing the hop to a worker thread, as it does for ping.
+  virtual bool answers_at_once(const std::string& name) const {
+    (void)name;
+    return false;
+  }
 };
 
 }  // namespace orch::mcp

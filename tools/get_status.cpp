@@ -83,6 +83,7 @@ Tool make_get_status_tool(engine::Engine& engine, std::string version) {
                      {"description", "requested ids that are not known"}}},
         {"orchestrator", orchestrator_schema()}}}};
   tool.annotations = {{"readOnlyHint", true}, {"idempotentHint", true}, {"openWorldHint", false}};
+  tool.answers_at_once = true;
   tool.call = [&engine, version = std::move(version)](const json& args, mcp::ToolCallContext&) {
     return call(engine, version, args);
   };

@@ -40,6 +40,9 @@ struct Tool {
   json output_schema;  // type object; structuredContent conforms to it
   json annotations;    // readOnlyHint, destructiveHint, idempotentHint, openWorldHint
   std::string task_support = kTaskForbidden;  // shown as execution.taskSupport unless forbidden
+  // Reads memory only and never waits: called on the thread that read the
+  // request (mcp::ToolProvider::answers_at_once).
+  bool answers_at_once = false;
   std::function<json(const json& args, mcp::ToolCallContext& ctx)> call;
 
   // The Tool object tools/list shows.

@@ -44,6 +44,16 @@ const Tool* ToolRegistry::find(std::string_view name) const {
   return nullptr;
 }
 
+std::string ToolRegistry::task_support(const std::string& name) const {
+  const Tool* tool = find(name);
+  return tool ? tool->task_support : std::string();
+}
+
+bool ToolRegistry::answers_at_once(const std::string& name) const {
+  const Tool* tool = find(name);
+  return tool && tool->answers_at_once;
+}
+
 std::optional<json> ToolRegistry::call_tool(const std::string& name, const json& arguments,
                                             mcp::ToolCallContext& ctx) {
   const Tool* tool = find(name);

@@ -36,6 +36,8 @@ class ToolRegistry final : public mcp::ToolProvider {
   // isError result. Library exceptions become isError results here.
   std::optional<json> call_tool(const std::string& name, const json& arguments,
                                 mcp::ToolCallContext& ctx) override;
+  bool answers_at_once(const std::string& name) const override;
+  std::string task_support(const std::string& name) const override;
 
   const Tool* find(std::string_view name) const;
   const std::vector<Tool>& tools() const { return tools_; }
