@@ -291,6 +291,8 @@ Tool make_submit_task_tool(engine::Engine& engine, ProfileResolver profiles) {
       {"required", json::array({"taskId", "status"})}};
   tool.annotations = {{"readOnlyHint", false}, {"destructiveHint", false},
                       {"idempotentHint", false}, {"openWorldHint", true}};
+  // A store insert and in-memory checks; the task itself starts elsewhere.
+  tool.answers_at_once = true;
   tool.call = [&engine, profiles = std::move(profiles)](const json& args, mcp::ToolCallContext&) -> json {
     auto spec = build_submit_spec(args, profiles, to_unix_ms(engine_clock(engine).wall_now()));
     if (!spec) return error_result(spec.error());
