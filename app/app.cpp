@@ -21,6 +21,7 @@
 #include "app/restart.h"
 #include "engine/engine.h"
 #include "engine/health.h"
+#include "engine/platform.h"
 #include "engine/worker_pool.h"
 #include "mcp/server.h"
 #include "tools/native_tasks.h"
@@ -431,6 +432,7 @@ int App::run() {
       hopts,
       [&engine] {
         engine::HealthSample sample;
+        engine::platform::release_free_memory();  // compare live memory with the limit, not the allocator's cache
         sample.rss_kb = engine.stats().rss_kb;
         auto beat = engine.heartbeat();
         sample.dispatcher_idle_ms = beat.dispatcher_idle_ms;

@@ -8,8 +8,12 @@
 #include "app/cli.h"
 #include "app/client/client.h"
 #include "app/install/install_command.h"
+#include "engine/platform.h"
 
 int main(int argc, char** argv) {
+  // Before any thread: see engine/platform.h. Two arenas serve 2–4 busy
+  // threads without contention; the rest of ours mostly wait.
+  orch::engine::platform::limit_allocator_arenas(2);
   // A peer that goes away must surface as EPIPE on write, not kill us.
   ::signal(SIGPIPE, SIG_IGN);
   // An inherited SIG_IGN for SIGCHLD (a parent's choice, or an image before a

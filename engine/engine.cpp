@@ -858,7 +858,7 @@ EngineStats Engine::stats() const {
   s.workers.max_threads = w.max_threads;
   s.workers.queued_jobs = w.queued;
   s.rss_kb = platform::current_rss_kb();
-  s.peak_rss_kb = std::max(platform::peak_rss_kb(), s.rss_kb);  // the counters are approximate
+  s.peak_rss_kb = std::max(platform::recent_peak_rss_kb(), s.rss_kb);  // sampled at different times
   s.mem_available_kb = platform::mem_available_kb();
   s.started_at_ms = im.started_at_ms;
   s.uptime_ms = im.now_ms() - im.started_at_ms;

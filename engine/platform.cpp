@@ -1,6 +1,7 @@
 #include "engine/platform.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -28,6 +29,30 @@ Error sys_error(const char* call) {
 
 // Reads "<key>:   <n> kB" from a small /proc file. These files are a few KiB;
 // a stack buffer keeps the periodic health check free of allocations.
+// A figure the kernel is slow to format, read again only when the last
+// reading is older than max_age_ms. Any thread; racing readers may both read.
+class CachedFigure {
+ public:
+  explicit CachedFigure(std::int64_t max_age_ms) : max_age_ms_(max_age_ms) {}
+
+  template <class Read>
+  std::int64_t get(Read read) {
+    using namespace std::chrono;
+    const std::int64_t now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+    const std::int64_t kept = value_.load();
+    if (kept >= 0 && now - read_at_ms_.load() < max_age_ms_) return kept;
+    const std::int64_t fresh = read();
+    value_.store(fresh);
+    read_at_ms_.store(now);
+    return fresh;
+  }
+
+ private:
+  const std::int64_t max_age_ms_;
+  std::atomic<std::int64_t> value_{-1};
+  std::atomic<std::int64_t> read_at_ms_{0};
+};
+
 std::int64_t read_kib_field(const char* path, std::string_view key) {
   UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
   if (!fd) return -1;
@@ -143,13 +168,14 @@ void Poller::wake() {
 }
 
 // getStatus asks for these on every call, so each is the cheapest source the
-// kernel has: /proc/self/status formats some 60 lines (≈20 µs), statm one.
+// kernel has: /proc/self/status formats some 60 lines (≈20 µs), statm one,
+// read again through a descriptor kept open (opening costs as much as reading).
 std::int64_t current_rss_kb() {
-  UniqueFd fd(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
-  if (fd) {
+  static const int statm = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);  // for the life of the image
+  if (statm >= 0) {
     std::array<char, 128> buf;
     ssize_t n;
-    while ((n = ::read(fd.get(), buf.data(), buf.size() - 1)) < 0 && errno == EINTR) {
+    while ((n = ::pread(statm, buf.data(), buf.size() - 1, 0)) < 0 && errno == EINTR) {
     }
     if (n > 0) {
       buf[static_cast<std::size_t>(n)] = '\0';
@@ -173,18 +199,33 @@ std::int64_t peak_rss_kb() {
   return usage.ru_maxrss;
 }
 
+bool limit_allocator_arenas(int arenas) {
+#ifdef __GLIBC__
+  return ::mallopt(M_ARENA_MAX, arenas) == 1;
+#else
+  (void)arenas;
+  return false;
+#endif
+}
+
+void release_free_memory() {
+#ifdef __GLIBC__
+  ::malloc_trim(0);
+#endif
+}
+
+std::int64_t recent_peak_rss_kb() {
+  // VmHWM needs all of /proc/self/status formatted; twice a second is enough
+  // for a figure shown beside the current RSS.
+  static CachedFigure peak(500);
+  return peak.get(peak_rss_kb);
+}
+
 std::int64_t mem_available_kb() {
   // /proc/meminfo costs tens of µs to format. A system-wide figure a fraction
   // of a second old is still true enough for getStatus and admission.
-  using namespace std::chrono;
-  static std::atomic<std::int64_t> cached_kb{-1};
-  static std::atomic<std::int64_t> cached_at_ms{0};
-  const std::int64_t now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-  if (cached_kb.load() >= 0 && now - cached_at_ms.load() < 200) return cached_kb.load();
-  const std::int64_t kb = read_kib_field("/proc/meminfo", "MemAvailable");
-  cached_kb.store(kb);
-  cached_at_ms.store(now);
-  return kb;
+  static CachedFigure available(200);
+  return available.get([] { return read_kib_field("/proc/meminfo", "MemAvailable"); });
 }
 
 }  // namespace orch::engine::platform

@@ -79,10 +79,25 @@ std::int64_t current_rss_kb();
 // This process's peak resident set. Linux: VmHWM in /proc/self/status.
 // macOS: getrusage(RUSAGE_SELF).ru_maxrss (bytes there, KiB here).
 std::int64_t peak_rss_kb();
+// The same, read at most 500 ms ago: for status pages asked for many times a
+// second (getStatus), which show it beside current_rss_kb() and the larger wins.
+std::int64_t recent_peak_rss_kb();
 // Memory the system can give out without swapping, at most 200 ms old.
 // Linux: MemAvailable in /proc/meminfo. macOS: host_statistics64(HOST_VM_INFO64)
 // free + inactive pages.
 std::int64_t mem_available_kb();
+// --- The allocator (glibc malloc; elsewhere these do nothing) ---
+
+// Caps the malloc arenas threads allocate from. glibc makes up to eight per
+// core, one per thread that meets contention, and keeps what each grew: a
+// burst that wakes a hundred worker threads left megabytes behind for good
+// (the soak in bench/). Call before other threads start. False if refused.
+bool limit_allocator_arenas(int arenas);
+// Hands the allocator's free pages back to the system (malloc_trim), so RSS
+// measures live memory: the health check calls it before comparing RSS with
+// --max-rss-mb, and a burst's freed memory does not stay resident.
+void release_free_memory();
+
 // Another process's resident set (a pool worker's). Linux: VmRSS in
 // /proc/<pid>/status. macOS: proc_pidinfo(PROC_PIDTASKINFO).pti_resident_size.
 std::int64_t process_rss_kb(pid_t pid);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "tests/support/wait_until.h"
 
 namespace orch::engine::platform {
 namespace {
@@ -62,6 +65,55 @@ TEST(Platform, PeakRssRisesWhenMemoryIsTouched) {
   volatile char sink = block[kBytes / 2];
   (void)sink;
   EXPECT_GE(peak_rss_kb(), static_cast<std::int64_t>(kBytes / 1024));
+}
+
+TEST(Platform, TheRecentPeakCatchesUpWithinHalfASecond) {
+  const std::int64_t first = recent_peak_rss_kb();
+  EXPECT_GT(first, 0);
+  EXPECT_LE(first, peak_rss_kb());  // the mark never falls, so the exact one is at least as high
+  constexpr std::size_t kBytes = 96u << 20;
+  std::vector<char> block(kBytes);
+  for (std::size_t i = 0; i < kBytes; i += 4096) block[i] = static_cast<char>(i);
+  volatile char sink = block[kBytes / 2];
+  (void)sink;
+  const std::int64_t exact = peak_rss_kb();
+  ASSERT_GE(exact, static_cast<std::int64_t>(kBytes / 1024));
+  // Within its 500 ms the reading may be the old one; after it, the new mark.
+  EXPECT_TRUE(orch::test::wait_until([&] { return recent_peak_rss_kb() >= exact; }, std::chrono::seconds(5)));
+}
+
+// Sanitizers bring their own allocator, which glibc's malloc_trim and
+// mallopt do not reach.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kGlibcAllocator = false;
+#else
+constexpr bool kGlibcAllocator = true;
+#endif
+
+TEST(Platform, ReleasingFreeMemoryLowersTheResidentSet) {
+  if (!kGlibcAllocator) GTEST_SKIP() << "the sanitizer's allocator is not glibc's";
+  // Small blocks come from the heap, not mmap; freeing all but the last
+  // leaves their pages free inside the heap, held below a block in use, so
+  // only a trim can hand them back.
+  constexpr std::size_t kBlock = 16u << 10, kCount = 4096;  // 64 MiB
+  std::vector<char*> blocks;
+  for (std::size_t i = 0; i < kCount; ++i) {
+    char* p = static_cast<char*>(std::malloc(kBlock));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 1, kBlock);
+    blocks.push_back(p);
+  }
+  for (std::size_t i = 0; i + 1 < kCount; ++i) std::free(blocks[i]);
+  const std::int64_t held = current_rss_kb();
+  release_free_memory();
+  const std::int64_t released = current_rss_kb();
+  std::free(blocks.back());
+  EXPECT_LT(released, held - 32 * 1024) << "held " << held << " KiB, after the trim " << released << " KiB";
+}
+
+TEST(Platform, TheAllocatorTakesAnArenaLimit) {
+  if (!kGlibcAllocator) GTEST_SKIP() << "the sanitizer's allocator is not glibc's";
+  EXPECT_TRUE(limit_allocator_arenas(8));
 }
 
 TEST(Platform, ReportsSystemAvailableMemory) {
