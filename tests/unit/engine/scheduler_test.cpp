@@ -235,6 +235,32 @@ TEST_F(SchedulerTest, TasksRunningWhenTheServerDiedAreLostAndRetried) {
   EXPECT_GE(changes.size(), 2u);
 }
 
+TEST_F(SchedulerTest, ATaskThatNeverStartedBeforeTheServerDiedIsQueuedAgainAsTheSameAttempt) {
+  Scheduler restored{Scheduler::Limits{2, 100}, [] { return 0.0; }};
+  TaskRecord unstarted;
+  unstarted.id = "unstarted";
+  unstarted.seq = 1;
+  unstarted.status = TaskStatus::Running;
+  unstarted.attempt = 1;
+  unstarted.started_at_ms = kT0 - 5;
+  restored.restore(unstarted);
+  auto changes = restored.restore_done(kT0, [](const TaskRecord&) {
+    AttemptOutcome o;
+    o.never_started = true;
+    return std::optional<AttemptOutcome>(o);
+  });
+  const TaskRecord* t = restored.find("unstarted");
+  EXPECT_EQ(t->status, TaskStatus::Queued);
+  EXPECT_EQ(t->attempt, 0) << "an attempt that never began is not spent";
+  EXPECT_EQ(t->reason, EndReason::None);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].from, TaskStatus::Running);
+  std::vector<TaskId> ids;
+  restored.take_runnable(kT0, ids);
+  ASSERT_EQ(ids, std::vector<TaskId>{"unstarted"});
+  EXPECT_EQ(restored.find("unstarted")->attempt, 1);
+}
+
 TEST_F(SchedulerTest, EvictsFinishedTasksByCountAndAge) {
   std::vector<TaskId> ids;
   for (int i = 0; i < 4; ++i) ids.push_back(submit());
