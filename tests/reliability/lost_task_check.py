@@ -28,7 +28,6 @@ Exits 1 when lost, duplicated or unexpected is not 0, when a client saw an
 error from a server that was not being killed, or when a process is left.
 Usage: lost_task_check.py --binary PATH [--seconds N | --minutes N]
                           [--rate PER_CLIENT_PER_S] [--report-id ID]"""
-import argparse
 import collections
 import contextlib
 import http.client
@@ -37,7 +36,6 @@ import os
 import queue
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,6 +47,7 @@ from http_latency import HttpSession, http_endpoint  # noqa: E402
 from mcp_stdio import Server  # noqa: E402
 from report_file import build_name, duration_flag, duration_words, write_report  # noqa: E402
 from leftovers import end_leftovers  # noqa: E402
+import script_args  # noqa: E402
 
 FINAL = ("completed", "failed", "cancelled")
 # Transport failures a client sees when the server dies under it.
@@ -295,20 +294,14 @@ def read_runs(ran_file):
 
 
 def main():
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up on a kill
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", required=True)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--minutes", type=float, help="overrides --seconds")
+    parser = script_args.parser(__doc__, 60, "lost-task")
     parser.add_argument("--rate", type=float, default=20, help="submits per second per client")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2, 5), metavar=("MIN", "MAX"),
                         help="seconds between kills, drawn uniformly")
-    parser.add_argument("--report-id", default="lost-task")
-    parser.add_argument("--report-dir", help="default: build/reliability in the repository")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (state, server.log) and keep it")
     opts = parser.parse_args()
-    seconds = opts.minutes * 60 if opts.minutes else opts.seconds
+    seconds = script_args.run_seconds(opts)
     seed = opts.seed if opts.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
 

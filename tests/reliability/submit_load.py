@@ -19,10 +19,8 @@ Exits 1 on any error: a failed submit, a transport error, or a task that did
 not end as its kind should (completed; cancelled for `waiting`).
 Usage: submit_load.py --binary PATH [--seconds N | --minutes N] [--rate N]
                       [--clients N] [--worker PATH] [--report-id ID]"""
-import argparse
 import json
 import os
-import signal
 import sys
 import tempfile
 import threading
@@ -33,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench")
 from http_latency import HttpSession, start_http_server  # noqa: E402
 from report_file import build_name, duration_flag, duration_words, write_report  # noqa: E402
 from leftovers import end_leftovers  # noqa: E402
+import script_args  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -134,20 +133,14 @@ def wait_idle(endpoint, timeout):
 
 
 def main():
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up on a kill
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", required=True)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--minutes", type=float, help="overrides --seconds")
+    parser = script_args.parser(__doc__, 20, "submit-load")
     parser.add_argument("--rate", type=float, default=1000, help="submits per second, all clients")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--kind", choices=("waiting", "process", "pool"), default="waiting")
     parser.add_argument("--worker", help="pool worker; default: orch_echo_worker beside the binary's build")
     parser.add_argument("--sample-sec", type=float, default=60)
-    parser.add_argument("--report-id", default="submit-load")
-    parser.add_argument("--report-dir", help="default: build/reliability in the repository")
     opts = parser.parse_args()
-    seconds = opts.minutes * 60 if opts.minutes else opts.seconds
+    seconds = script_args.run_seconds(opts)
     worker = opts.worker or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(opts.binary))),
                                          "tests", "orch_echo_worker")
 
