@@ -48,6 +48,20 @@ class TornState : public IntegrationTest {
     return ids;
   }
 
+  // A store holding `n` waiting tasks, left by a clean stop (everything in
+  // tasks.db) or by a kill -9 (the commits still in the WAL).
+  enum class Leave { Stopped, Killed };
+  std::vector<std::string> leave_store(int n, Leave how) {
+    ServerProcess& first = serve();
+    std::vector<std::string> ids = submit_waiting(first, n);
+    if (how == Leave::Stopped) {
+      stop_cleanly(first);
+    } else {
+      crash(first);
+    }
+    return ids;
+  }
+
   void crash(ServerProcess& server) {
     server.kill(SIGKILL);
     ASSERT_TRUE(server.wait_exit(scaled(5s)));
@@ -75,6 +89,7 @@ class TornState : public IntegrationTest {
     EXPECT_NE(err.find(file.string()), std::string::npos) << "the message should name " << file << ":\n" << err;
     EXPECT_NE(err.find("move"), std::string::npos) << "the message should say what to do:\n" << err;
     EXPECT_EQ(read_file(db()), db_before) << "a refused store is never rewritten";
+    RecordProperty("figure: damaged stores refused", 1);
     if (!wal_before.empty()) {
       EXPECT_EQ(read_file(wal()), wal_before);
     }
@@ -104,11 +119,7 @@ void flip_byte(const fs::path& file, std::uintmax_t offset) {
 }
 
 TEST_F(TornState, ADatabaseTruncatedToHalfIsRefusedAndLeftUntouched) {
-  {
-    ServerProcess& first = serve();
-    submit_waiting(first, 200);
-    stop_cleanly(first);  // checkpoints: everything is in tasks.db now
-  }
+  leave_store(200, Leave::Stopped);
   ASSERT_FALSE(fs::exists(wal()));
   const auto size = fs::file_size(db());
   ASSERT_GT(size, 8192u);
@@ -117,11 +128,7 @@ TEST_F(TornState, ADatabaseTruncatedToHalfIsRefusedAndLeftUntouched) {
 }
 
 TEST_F(TornState, ADatabaseCutByOnePageIsRefused) {
-  {
-    ServerProcess& first = serve();
-    submit_waiting(first, 200);
-    stop_cleanly(first);
-  }
+  leave_store(200, Leave::Stopped);
   fs::resize_file(db(), fs::file_size(db()) - 4096);
   expect_refusal_naming(db());
 }
@@ -130,12 +137,7 @@ TEST_F(TornState, ADatabaseCutByOnePageIsRefused) {
 // A byte flipped in the middle of the log would make SQLite drop that frame
 // and every commit after it; the server must refuse instead.
 TEST_F(TornState, AFlippedByteInTheWalIsRefusedNotReplayedUpToTheDamage) {
-  std::vector<std::string> ids;
-  {
-    ServerProcess& first = serve();
-    ids = submit_waiting(first, 40);
-    crash(first);
-  }
+  leave_store(40, Leave::Killed);
   ASSERT_TRUE(fs::exists(wal()));
   const auto size = fs::file_size(wal());
   ASSERT_GT(size, 32u + 3 * (24 + 4096)) << "the commits should still be in the log";
@@ -146,11 +148,7 @@ TEST_F(TornState, AFlippedByteInTheWalIsRefusedNotReplayedUpToTheDamage) {
 }
 
 TEST_F(TornState, AFlippedByteInTheWalHeaderIsRefused) {
-  {
-    ServerProcess& first = serve();
-    submit_waiting(first, 10);
-    crash(first);
-  }
+  leave_store(10, Leave::Killed);
   flip_byte(wal(), 17);  // the first salt
   expect_refusal_naming(wal());
 }
@@ -159,12 +157,7 @@ TEST_F(TornState, AFlippedByteInTheWalHeaderIsRefused) {
 // the last good one: SQLite drops them, and so it must, since nothing in them
 // was acknowledged. Cutting the log at a frame boundary makes that state.
 TEST_F(TornState, AWalCutAfterItsLastCommitRecoversEveryAcknowledgedTask) {
-  std::vector<std::string> ids;
-  {
-    ServerProcess& first = serve();
-    ids = submit_waiting(first, 20);
-    crash(first);
-  }
+  const std::vector<std::string> ids = leave_store(20, Leave::Killed);
   // One more frame than the log holds, half written: a torn last write.
   std::ofstream(wal(), std::ios::app | std::ios::binary) << std::string(24 + 2048, '\x5a');
   ServerProcess& second = serve();
@@ -177,7 +170,8 @@ TEST_F(TornState, AWalCutAfterItsLastCommitRecoversEveryAcknowledgedTask) {
 TEST_F(TornState, KillsWhileCheckpointsRunLoseNoAcknowledgedTask) {
   const std::string padding(6000, 'p');  // two pages a task: a checkpoint every ~250 submits
   std::vector<std::string> acked;
-  for (int round = 0; round < 4; ++round) {
+  constexpr int kRounds = 4;
+  for (int round = 0; round < kRounds; ++round) {
     ServerProcess& server = serve();
     const int n = 300 + 97 * round;
     std::vector<json> ids;
@@ -197,6 +191,9 @@ TEST_F(TornState, KillsWhileCheckpointsRunLoseNoAcknowledgedTask) {
   }
   ServerProcess& last = serve();
   expect_all_known(last, acked);
+  // Figures for docs/RELIABILITY.md (tests/reliability/gtest_figures.py).
+  RecordProperty("figure: kills during checkpoints", kRounds);
+  RecordProperty("figure: acknowledged tasks checked", static_cast<int>(acked.size()));
   json counts = structured(last.call_tool("getStatus"))["orchestrator"]["tasks"];
   EXPECT_GE(counts.value("waiting", 0), static_cast<int>(acked.size()));
 }
