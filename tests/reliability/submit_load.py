@@ -59,12 +59,15 @@ class Client(threading.Thread):
         self.errors = []
         self.ids = []
 
-    def run(self):
+    def connect(self):
         try:
-            session = HttpSession(*self.endpoint)
-        except Exception as e:  # noqa: BLE001 - any failure to connect is an error to report
+            return HttpSession(*self.endpoint)
+        except Exception as e:  # noqa: BLE001 - counted, and the run fails
             self.errors.append(f"connect: {e!r}")
-            return
+            return None
+
+    def run(self):
+        session = self.connect()  # before the clock starts
         n = 0
         while True:
             due = self.start_at + n / self.rate
@@ -74,12 +77,15 @@ class Client(threading.Thread):
             if pause > 0:
                 time.sleep(pause)  # pacing, not synchronisation
             n += 1
+            session = session or self.connect()
+            if session is None:
+                continue
             t = time.perf_counter()
             try:
                 result = session.request("tools/call", {"name": "submitTask", "arguments": self.arguments})
             except Exception as e:  # noqa: BLE001 - counted, and the run fails
                 self.errors.append(repr(e))
-                session = HttpSession(*self.endpoint)
+                session = None  # reconnect for the next submit
                 continue
             self.latencies.append(time.perf_counter() - t)
             if result.get("isError"):
