@@ -64,6 +64,10 @@ class Generation:
         self.killed = False  # set before the SIGKILL: errors after it are expected
 
 
+class RunAborted(Exception):
+    """The run ended early (an error in the main thread): clients stop."""
+
+
 class Cluster:
     """The server across its kills and restarts; thread-safe."""
 
@@ -78,6 +82,7 @@ class Cluster:
         self.log = open(os.path.join(work, "server.log"), "ab")
         self.cond = threading.Condition()
         self.gen = None
+        self.aborted = False
         self.starts = 0
         self.kills = 0
         self.restart_ms = []
@@ -103,8 +108,17 @@ class Cluster:
             gen.killed = True
         gen.server.proc.send_signal(signal.SIGKILL)
         gen.server.proc.wait()
-        gen.server.proc.stdin.close()
+        try:
+            gen.server.proc.stdin.close()
+        except OSError:
+            pass  # a write cut short by the kill left bytes that cannot be flushed
         self.kills += 1
+
+    def abort(self):
+        """Ends the run: every client waiting for a server gives up."""
+        with self.cond:
+            self.aborted = True
+            self.cond.notify_all()
 
     def stop(self):
         with self.cond:
@@ -116,6 +130,8 @@ class Cluster:
         deadline = time.monotonic() + timeout
         with self.cond:
             while self.gen is None or self.gen.number <= newer_than:
+                if self.aborted:
+                    raise RunAborted()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError("no server came back")
@@ -219,6 +235,13 @@ def submitter(transport, cluster, history, ran_file, rate, stop_at):
             time.sleep(pause)  # pacing the stream, not synchronisation
 
 
+def run_submitter(*args):
+    try:
+        submitter(*args)
+    except RunAborted:
+        pass  # the main thread failed and says why
+
+
 def drain(cluster, ids, timeout):
     """Final task objects by id once all are final, or when time runs out."""
     server = cluster.current().server
@@ -313,7 +336,7 @@ def main():
         cluster.start()
         t0 = time.monotonic()
         stop_at = t0 + seconds
-        threads = [threading.Thread(target=submitter, args=(t, cluster, history, ran_file, opts.rate, stop_at))
+        threads = [threading.Thread(target=run_submitter, args=(t, cluster, history, ran_file, opts.rate, stop_at))
                    for t in ("stdio", "http")]
         for t in threads:
             t.start()
@@ -331,6 +354,9 @@ def main():
             final = drain(cluster, ids, timeout=120 + len(ids) / 50)
             cluster.stop()
         finally:
+            cluster.abort()
+            for t in threads:
+                t.join()
             if cluster.gen is not None:
                 cluster.kill()
             leftover = end_leftovers([cluster.state, ran_file])
