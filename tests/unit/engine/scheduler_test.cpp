@@ -209,16 +209,20 @@ TEST_F(SchedulerTest, CancellingAQueuedTaskEndsItAndAFinishedOneIsAConflict) {
   EXPECT_EQ(again.error().code, ErrorCode::Conflict);
 }
 
+// A task the store had as running, in its first attempt, when the server died.
+TaskRecord stored_running(const std::string& id, std::int64_t seq) {
+  TaskRecord t;
+  t.id = id;
+  t.seq = seq;
+  t.status = TaskStatus::Running;
+  t.attempt = 1;
+  return t;
+}
+
 TEST_F(SchedulerTest, TasksRunningWhenTheServerDiedAreLostAndRetried) {
   Scheduler restored{Scheduler::Limits{2, 100}, [] { return 0.0; }};
-  TaskRecord once;
-  once.id = "once";
-  once.seq = 1;
-  once.status = TaskStatus::Running;
-  once.attempt = 1;
-  TaskRecord retried = once;
-  retried.id = "retried";
-  retried.seq = 2;
+  TaskRecord once = stored_running("once", 1);
+  TaskRecord retried = stored_running("retried", 2);
   retried.spec.retry.max_attempts = 2;
   TaskRecord queued;
   queued.id = "queued";
@@ -237,11 +241,7 @@ TEST_F(SchedulerTest, TasksRunningWhenTheServerDiedAreLostAndRetried) {
 
 TEST_F(SchedulerTest, ATaskThatNeverStartedBeforeTheServerDiedIsQueuedAgainAsTheSameAttempt) {
   Scheduler restored{Scheduler::Limits{2, 100}, [] { return 0.0; }};
-  TaskRecord unstarted;
-  unstarted.id = "unstarted";
-  unstarted.seq = 1;
-  unstarted.status = TaskStatus::Running;
-  unstarted.attempt = 1;
+  TaskRecord unstarted = stored_running("unstarted", 1);
   unstarted.started_at_ms = kT0 - 5;
   restored.restore(unstarted);
   auto changes = restored.restore_done(kT0, [](const TaskRecord&) {
