@@ -41,8 +41,9 @@ def main():
     binary = command[0]
     shown = {"build": build_name(binary), "tests passed": figures.pop("tests passed", 0),
              "tests failed": figures.pop("tests failed", 0), **figures}
-    write_report(opts.id, opts.test, f"{os.path.relpath(binary)} (via tests/reliability/gtest_figures.py)",
-                 shown, opts.report_dir)
+    suite = os.path.join("build", build_name(binary), "tests", os.path.basename(binary))
+    write_report(opts.id, opts.test, f"tests/reliability/gtest_figures.py --id {opts.id} --test '{opts.test}' -- "
+                 f"{suite}", shown, opts.report_dir)
     for key, value in shown.items():
         print(f"{key:>28}: {value}")
     return rc
