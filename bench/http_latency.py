@@ -58,22 +58,30 @@ class HttpSession:
         return json.loads(body)["result"]
 
 
-def start_http_server(binary, state):
+def start_http_server(binary, state, args=()):
     """Starts the binary on a free loopback port; returns (process, host,
     port, token) once it has written its endpoint file."""
-    proc = subprocess.Popen([binary, "--http", "127.0.0.1:0", "--state-dir", state],
+    proc = subprocess.Popen([binary, "--http", "127.0.0.1:0", "--state-dir", state, *args],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (proc, *http_endpoint(proc, state))
+
+
+def http_endpoint(proc, state, timeout=10):
+    """(host, port, token) of a server started with --http on `state`, once
+    it has written <state>/http.json (remove a stale one before the start)."""
     endpoint = os.path.join(state, "http.json")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout
     while not os.path.exists(endpoint):
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
-            raise RuntimeError(f"{binary} wrote no {endpoint}")
+            raise RuntimeError(f"the server on {state} wrote no {endpoint}")
         time.sleep(0.02)  # polling for the file, with a deadline
-    url = json.load(open(endpoint))["url"]
-    token = open(os.path.join(state, "http-token")).read().strip()
+    with open(endpoint) as f:
+        url = json.load(f)["url"]
+    with open(os.path.join(state, "http-token")) as f:
+        token = f.read().strip()
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    return proc, host, int(port), token
+    return host, int(port), token
 
 
 def ping_under_long_polls(s, host, port, token, polls, n):

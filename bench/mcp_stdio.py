@@ -9,10 +9,14 @@ import time
 
 
 class Server:
-    def __init__(self, binary, args=(), env=None):
+    """Raises ConnectionError from calls once the server's stdout has closed
+    (it exited or was killed), so callers that restart it can tell."""
+
+    def __init__(self, binary, args=(), env=None, stderr=subprocess.DEVNULL):
         self.proc = subprocess.Popen(
             [binary, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=env)
+            stderr=stderr, env=env)
+        self._closed = False
         self._next_id = 0
         self._pending = {}
         self._lock = threading.Lock()
@@ -21,16 +25,26 @@ class Server:
 
     def _read(self):
         for line in self.proc.stdout:
-            msg = json.loads(line)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
             if "id" in msg and ("result" in msg or "error" in msg):
                 with self._lock:
                     box = self._pending.pop(msg["id"], None)
                 if box is not None:
                     box.put(msg)
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, {}
+        for box in pending.values():
+            box.put(None)
 
     def send(self, method, params=None):
         """Sends a request without waiting; pass what it returns to reply()."""
         with self._lock:
+            if self._closed:
+                raise ConnectionError(f"{method}: the server's stdout is closed")
             self._next_id += 1
             rid = self._next_id
             box = queue.Queue(maxsize=1)
@@ -44,6 +58,8 @@ class Server:
     def reply(self, sent, timeout=60):
         method, box = sent
         reply = box.get(timeout=timeout)
+        if reply is None:
+            raise ConnectionError(f"{method}: the server closed stdout before replying")
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
@@ -59,8 +75,11 @@ class Server:
 
     def _write(self, msg):
         with self._lock:
-            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
-            self.proc.stdin.flush()
+            try:
+                self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError) as e:  # ValueError: stdin already closed
+                raise ConnectionError(f"{msg.get('method')}: {e}") from e
 
     def initialize(self):
         self.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},

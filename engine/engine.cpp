@@ -89,6 +89,7 @@ struct RecoveryCounts {
   int adopted = 0;
   int ended = 0;
   int lost = 0;
+  int requeued = 0;  // never spawned: the previous server died first
   std::vector<TaskId> recorded;  // ended as their keeper's status file says
 };
 
@@ -398,18 +399,33 @@ struct Engine::Impl {
   std::optional<AttemptOutcome> settle_running(const TaskRecord& t, RecoveryCounts& counts) {
     const auto task_dir = spool.dir() / t.id;
     auto recorded = read_keeper_status(task_dir);
-    if (!recorded && t.pid && opts.orphans == OrphanPolicy::Adopt && !opts.keeper_path.empty()) {
-      auto adopted = runner->adopt_orphan(*t.pid, t.id, callbacks_for(t.id));
+    AttemptOutcome outcome;
+    outcome.stdout_bytes = t.stdout_bytes;
+    outcome.stderr_bytes = t.stderr_bytes;
+    std::optional<pid_t> pid = t.pid;
+    const bool kept = !opts.keeper_path.empty() && t.spec.kind != TaskKind::Pool;
+    if (!recorded && !pid && kept) {
+      // The previous server died after recording the start but before
+      // recording the pid: a keeper it spawned is found by its command line.
+      // A keeper always leaves a status file when its command ends, so with
+      // neither, nothing was spawned: the attempt never began and runs again
+      // without being counted (found by tests/reliability/lost_task_check.py).
+      pid = ProcessRunner::find_orphan_keeper(t.id);
+      if (!pid && !(recorded = read_keeper_status(task_dir))) {
+        ++counts.requeued;
+        outcome.never_started = true;
+        return outcome;
+      }
+    }
+    if (!recorded && pid && opts.orphans == OrphanPolicy::Adopt && kept) {
+      auto adopted = runner->adopt_orphan(*pid, t.id, callbacks_for(t.id));
       if (adopted) {
         ++counts.adopted;
-        spdlog::debug("recovery: task {} still runs (pid {}); following it to its end", t.id, *t.pid);
+        spdlog::debug("recovery: task {} still runs (pid {}); following it to its end", t.id, *pid);
         return std::nullopt;
       }
       recorded = read_keeper_status(task_dir);  // it may have ended just now
     }
-    AttemptOutcome outcome;
-    outcome.stdout_bytes = t.stdout_bytes;
-    outcome.stderr_bytes = t.stderr_bytes;
     if (!recorded) {
       ++counts.lost;
       outcome.lost = true;
@@ -604,10 +620,10 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
     im.persist_locked(im.scheduler.restore_done(
         im.now_ms(), [&](const TaskRecord& t) { return im.settle_running(t, counts); }));
     for (const TaskId& id : counts.recorded) im.forget_keeper_status(id);
-    if (counts.adopted + counts.ended + counts.lost > 0) {
+    if (const int total = counts.adopted + counts.ended + counts.lost + counts.requeued; total > 0) {
       spdlog::info("recovery: {} task(s) were running when the previous server stopped: {} still run and "
-                   "were adopted, {} ended meanwhile, {} lost",
-                   counts.adopted + counts.ended + counts.lost, counts.adopted, counts.ended, counts.lost);
+                   "were adopted, {} ended meanwhile, {} lost, {} had not started and were queued again",
+                   total, counts.adopted, counts.ended, counts.lost, counts.requeued);
     }
   }
   // Spool directories whose task is gone (evicted just before a crash).

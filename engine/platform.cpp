@@ -1,5 +1,6 @@
 #include "engine/platform.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/epoll.h>
@@ -15,6 +16,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -235,6 +237,28 @@ namespace orch::engine::platform {
 std::int64_t process_rss_kb(pid_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/status";
   return read_kib_field(path.c_str(), "VmRSS");
+}
+
+std::string process_command_line(pid_t pid) {
+  std::string cmdline;
+  UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
+  char buf[4096];
+  ssize_t n;
+  while (fd && (n = ::read(fd.get(), buf, sizeof buf)) > 0) cmdline.append(buf, static_cast<std::size_t>(n));
+  return cmdline;
+}
+
+std::vector<pid_t> all_process_ids() {
+  std::vector<pid_t> pids;
+  DIR* dir = ::opendir("/proc");
+  if (!dir) return pids;
+  while (const dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid > 0 && end && *end == '\0') pids.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(dir);
+  return pids;
 }
 
 }  // namespace orch::engine::platform

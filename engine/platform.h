@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -101,5 +103,11 @@ void release_free_memory();
 // Another process's resident set (a pool worker's). Linux: VmRSS in
 // /proc/<pid>/status. macOS: proc_pidinfo(PROC_PIDTASKINFO).pti_resident_size.
 std::int64_t process_rss_kb(pid_t pid);
+// A process's arguments, each ended by a NUL ("" when it is gone or hidden).
+// Linux: /proc/<pid>/cmdline. macOS: sysctl(KERN_PROCARGS2).
+std::string process_command_line(pid_t pid);
+// Every process id we can see. Linux: the numeric entries of /proc. macOS:
+// proc_listallpids().
+std::vector<pid_t> all_process_ids();
 
 }  // namespace orch::engine::platform

@@ -626,6 +626,13 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   return describe_spawn_error(err, spec, command_exe);
 }
 
+std::optional<pid_t> ProcessRunner::find_orphan_keeper(const TaskId& task_id) {
+  for (pid_t pid : platform::all_process_ids()) {
+    if (is_keeper_of(platform::process_command_line(pid), task_id)) return pid;
+  }
+  return std::nullopt;
+}
+
 Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCallbacks callbacks) {
   Impl& m = *impl_;
   if (!m.poller) return make_error(ErrorCode::Unavailable, m.unavailable);
@@ -633,14 +640,7 @@ Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCall
   // process for good, so a pid reused after the check cannot slip in.
   auto watch = platform::open_exit_watch(pid);
   if (!watch) return make_error(ErrorCode::NotFound, "pid " + std::to_string(pid) + " is not running");
-  std::string cmdline;
-  {
-    UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
-    char buf[4096];
-    ssize_t n;
-    while (fd && (n = ::read(fd.get(), buf, sizeof buf)) > 0) cmdline.append(buf, static_cast<std::size_t>(n));
-  }
-  if (!is_keeper_of(cmdline, task_id)) {
+  if (!is_keeper_of(platform::process_command_line(pid), task_id)) {
     return make_error(ErrorCode::NotFound, "pid " + std::to_string(pid) + " is no longer the keeper of task " + task_id);
   }
   auto child = std::make_unique<Child>();

@@ -157,6 +157,10 @@ class ProcessRunner {
   // file (lost when there is none); output is spooled by the keeper, and
   // live_bytes() reads the files' sizes. NotFound when it is not running.
   Status adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCallbacks callbacks);
+  // The pid of a running keeper of `task_id`, found by its command line among
+  // all processes: for a task whose pid the earlier server had not recorded
+  // yet when it died. A scan of every process: for recovery, not a hot path.
+  static std::optional<pid_t> find_orphan_keeper(const TaskId& task_id);
 
   // SIGTERM to the whole group now, SIGKILL to the group after `grace` if the
   // leader still runs. No-op for an unknown or finished pid.

@@ -247,6 +247,15 @@ void Scheduler::restore(TaskRecord task) {
   }
 }
 
+void Scheduler::requeue_unstarted(Entry& e, std::vector<Change>& changes) {
+  TaskRecord& t = e.task;
+  t.attempt -= 1;  // dispatch counts it again
+  t.started_at_ms = 0;
+  t.pid.reset();
+  t.message = "the previous server stopped before starting it; it is queued again";
+  set_status(e, TaskStatus::Queued, changes);
+}
+
 std::vector<Change> Scheduler::restore_done(
     std::int64_t now_ms, const std::function<std::optional<AttemptOutcome>(const TaskRecord&)>& settle_running) {
   std::vector<Change> changes;
@@ -259,6 +268,10 @@ std::vector<Change> Scheduler::restore_done(
       auto settled = settle_running(tasks_.at(id).task);
       if (!settled) continue;  // adopted: it goes on running
       outcome = std::move(*settled);
+    }
+    if (outcome.never_started) {
+      requeue_unstarted(tasks_.at(id), changes);
+      continue;
     }
     auto more = finish_attempt(id, outcome, now_ms);
     changes.insert(changes.end(), more.begin(), more.end());

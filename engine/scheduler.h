@@ -44,6 +44,9 @@ struct AttemptOutcome {
   std::uint64_t stderr_bytes = 0;
   bool spawn_failed = false;
   bool lost = false;  // the process vanished with the previous server; its end is unknown
+  // The previous server recorded the start but died before spawning anything:
+  // restore_done() queues the task again and the attempt is not counted.
+  bool never_started = false;
   std::string error;  // spawn or spool error text
   // Set by whoever saw it; each names the reason the attempt failed.
   bool memory_limit = false;    // killed by (or died at) its memory limit
@@ -169,6 +172,8 @@ class Scheduler {
   void fail_dependents(const TaskId& id, std::int64_t now_ms, std::vector<Change>& changes);
   void release_dependents(const TaskId& id, std::int64_t now_ms, std::vector<Change>& changes);
   void remove_from_indexes(const Entry& e);
+  // Running back to queued, the attempt given back (AttemptOutcome::never_started).
+  void requeue_unstarted(Entry& e, std::vector<Change>& changes);
   static QueueKey queue_key(const TaskRecord& t) { return {-t.spec.priority, t.seq}; }
 
 

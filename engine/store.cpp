@@ -12,6 +12,8 @@
 #include <system_error>
 #include <utility>
 
+#include "engine/wal_check.h"
+
 namespace orch::engine {
 
 namespace fs = std::filesystem;
@@ -468,6 +470,11 @@ struct Store::Impl {
   // a refused file is left byte for byte as it was.
   Status open() {
     if (auto st = check_header(file); !st) return st;
+    const fs::path wal = file.string() + "-wal";
+    if (auto damage = find_wal_damage(wal); !damage.empty()) {
+      return make_error(ErrorCode::Io, "store: " + wal.string() + ", the write-ahead log of " + file.string() +
+                                           ", is damaged: " + damage + ". " + move_aside_advice(file));
+    }
     sqlite3* raw = nullptr;
     // NOMUTEX: this class's own mutex already serialises every use of the handle.
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;

@@ -14,10 +14,14 @@
 //
 // It links nothing but libc and starts in well under a millisecond: it is on
 // the path of every task start.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -28,6 +32,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -175,6 +180,53 @@ KeeperStatus status_of(int wait_status, const rusage& usage) {
   return s;
 }
 
+// Children of this keeper outside its process group. As a child subreaper it
+// inherits a process that left the group (setsid, a daemon's double fork)
+// when that process's parent ends, instead of init inheriting it.
+std::vector<pid_t> escaped_children() {
+  std::vector<pid_t> out;
+  const pid_t self = ::getpid();
+  const pid_t group = ::getpgrp();
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return out;
+  while (const dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    const std::string path = std::string("/proc/") + entry->d_name + "/stat";
+    orch::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    char stat[512];
+    const ssize_t n = fd ? ::read(fd.get(), stat, sizeof stat - 1) : -1;
+    if (n <= 0) continue;
+    stat[n] = '\0';
+    const char* after_name = std::strrchr(stat, ')');  // the name may hold spaces and parentheses
+    char state = 0;
+    int ppid = 0, pgrp = 0;
+    if (!after_name || std::sscanf(after_name + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) continue;
+    if (ppid == self && pgrp != group && state != 'Z') out.push_back(static_cast<pid_t>(std::atoi(entry->d_name)));
+  }
+  ::closedir(proc);
+  return out;
+}
+
+// A daemon the task left behind is still the task's: SIGTERM, the grace, then
+// SIGKILL, as for the group (SPEC §1: no orphaned process trees). Its own
+// children come here in turn when it dies; all are reaped.
+void stop_escaped_children(std::int64_t grace_ms) {
+  std::vector<pid_t> escaped = escaped_children();
+  if (escaped.empty()) return;
+  for (pid_t pid : escaped) ::kill(pid, SIGTERM);
+  const std::int64_t kill_at = now_ms() + grace_ms;
+  for (;;) {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    escaped = escaped_children();
+    if (escaped.empty()) return;
+    if (now_ms() >= kill_at) {
+      for (pid_t pid : escaped) ::kill(pid, SIGKILL);
+    }
+    ::poll(nullptr, 0, 20);  // the pace of the checks: a daemon gets no exit watch
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,6 +242,11 @@ int main(int argc, char** argv) {
   // The server signals the whole group to stop a task; the command reacts,
   // and the keeper follows it by mirroring its end.
   for (int sig : kStopSignals) ::signal(sig, SIG_IGN);
+#ifdef PR_SET_CHILD_SUBREAPER
+  // Descendants that leave the group are re-parented here, so they can be
+  // stopped with the task (stop_escaped_children). No fallback on macOS.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+#endif
 
   // Limits are the keeper's own first, so the command inherits them from
   // its first instruction on (a limit applied after the spawn would leave it
@@ -300,6 +357,7 @@ int main(int argc, char** argv) {
       }
     }
   }
+  stop_escaped_children(args.grace_ms);
   if (orphaned) {
     // The pipes reached EOF; members that closed them may still run.
     ::kill(0, SIGKILL);

@@ -7,6 +7,7 @@
 // with no acknowledged task lost and the queue's order kept.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -66,6 +67,19 @@ class CrashRecovery : public IntegrationTest {
       if (!page.contains("nextCursor")) return out;
       args["cursor"] = page["nextCursor"];
     }
+  }
+
+  // Runs `sql` on the store of a server that is not running: to recreate the
+  // rows a crash at a precise moment leaves behind.
+  void edit_store(const std::string& sql) {
+    sqlite3* db = nullptr;
+    const auto path = dir_.path() / "state" / "tasks.db";
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+    sqlite3_free(error);
+    EXPECT_EQ(sqlite3_changes(db), 1) << sql;
+    sqlite3_close(db);
   }
 
   std::string marker(const std::string& name) const { return (dir_.path() / name).string(); }
@@ -139,6 +153,57 @@ TEST_F(CrashRecovery, ATaskThatEndedWhileNoServerRanKeepsItsExitCode) {
   // Recorded in the store, the keeper's note goes: after a later crash it
   // would be taken for the end of the next attempt.
   EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(spool_file(id, "exit")); }, scaled(5s)));
+}
+
+// The server records a start before it spawns the keeper, and the pid only
+// after. A crash between the two leaves `running` with no pid: the lost-task
+// checker (tests/reliability/lost_task_check.py) saw such tasks end `lost`
+// without ever having run.
+TEST_F(CrashRecovery, AStartRecordedButNeverSpawnedRunsOnceAfterTheCrash) {
+  const std::string ran = marker("ran");
+  std::string id;
+  {
+    ServerProcess& first = server_on_state();
+    id = first.submit({{"command", "echo once >> '" + ran + "'"}, {"delaySec", 3600}});
+    ASSERT_TRUE(first.wait_task(id, [](const json& t) { return has_status(t, "waiting"); }));
+    crash(first);
+  }
+  edit_store("UPDATE tasks SET status = 'running', attempt = 1, not_before_ms = 0, pid = NULL, "
+             "started_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) WHERE id = '" + id + "'");
+
+  ServerProcess& second = server_on_state();
+  json r = second.wait_result(id);
+  EXPECT_EQ(r.value("status", ""), "completed") << r.dump();
+  EXPECT_EQ(second.task(id).value("attempt", 0), 1) << "the attempt that never began is not counted";
+  EXPECT_EQ(read_file(ran), "once\n");
+  EXPECT_TRUE(second.wait_stderr_contains("1 had not started and were queued again"));
+}
+
+// The same crash a moment later: the keeper runs, but its pid never reached
+// the store. It is found by its command line and followed, not run twice.
+TEST_F(CrashRecovery, AKeeperWhosePidWasNeverRecordedIsFoundAndAdopted) {
+  const std::string go = marker("go");
+  const std::string ran = marker("ran");
+  std::string id;
+  pid_t pid = 0;
+  {
+    ServerProcess& first = server_on_state();
+    id = first.submit({{"command", "echo run >> '" + ran + "'; " + await_file(go) + "; echo done"}});
+    pid = running_pid(first, id);
+    crash(first);
+  }
+  edit_store("UPDATE tasks SET pid = NULL WHERE id = '" + id + "'");
+
+  ServerProcess& second = server_on_state();
+  EXPECT_TRUE(second.wait_stderr_contains("1 still run and were adopted"));
+  EXPECT_EQ(second.task(id).value("status", ""), "running");
+  write_file(go, "");
+  json r = second.wait_result(id);
+  EXPECT_EQ(r.value("status", ""), "completed") << r.dump();
+  EXPECT_EQ(r["stdout"].value("text", ""), "done\n");
+  EXPECT_EQ(second.task(id).value("attempt", 0), 1);
+  EXPECT_EQ(read_file(ran), "run\n") << "a running keeper found again must not run its task twice";
+  EXPECT_TRUE(wait_until([&] { return processes_in_group(pid).empty(); }, scaled(10s)));
 }
 
 TEST_F(CrashRecovery, AnEndRecordedInTheStoreLeavesNoStatusFileBehind) {
@@ -292,6 +357,9 @@ TEST_F(CrashRecovery, RepeatedKillNineLosesNothingAndKeepsTheQueueOrder) {
                                  "PRAGMA integrity_check;"});
   ASSERT_TRUE(check.status && check.status->ok()) << check.err;
   EXPECT_EQ(check.out, "ok\n");
+  // Figures for docs/RELIABILITY.md (tests/reliability/gtest_figures.py).
+  RecordProperty("figure: kill -9 rounds", rounds);
+  RecordProperty("figure: acknowledged tasks checked", static_cast<int>(all.size()));
 }
 
 }  // namespace

@@ -133,6 +133,22 @@ TEST_F(PoolProfiles, CancellingAPoolTaskStopsItsWorker) {
   EXPECT_TRUE(wait_until([&] { return !process_alive(pid); }, scaled(10s), 10ms));
 }
 
+// SIGTERM is ignored through exec, so the Python worker never sees it: the
+// grace runs out and SIGKILL ends it; the task is cancelled, not completed.
+TEST_F(PoolProfiles, AWorkerThatIgnoresSigtermIsKilledWhenItsTaskIsCancelled) {
+  ServerProcess& server = start_with({{"min", 1}, {"max", 1}},
+                                     {"sh", "-c", std::string("trap '' TERM; exec python3 -u ") + kPythonWorker});
+  const std::string id = server.submit({{"profile", "echo"}, {"input", {{"sleep", 60}}}});
+  int pid = 0;
+  ASSERT_TRUE(wait_until([&] { return (pid = server.task(id).value("pid", 0)) > 0; }, scaled(20s), 10ms));
+  server.call_tool("cancelTask", {{"taskId", id}});
+  json r = server.wait_result(id, scaled(30s));
+  EXPECT_EQ(r.value("status", ""), "cancelled") << r.dump();
+  EXPECT_TRUE(wait_until([&] { return !process_alive(pid); }, scaled(15s), 10ms)) << "worker " << pid << " survived";
+  json next = server.wait_result(server.submit({{"profile", "echo"}, {"input", 1}}), scaled(30s));
+  EXPECT_EQ(next.value("status", ""), "completed") << "a new worker serves the next task: " << next.dump();
+}
+
 TEST_F(PoolProfiles, TheCppWorkerServesTasks) {
   ServerProcess& server = start_with({{"min", 1}, {"max", 1}}, {ORCH_ECHO_WORKER_CPP});
   json r = server.wait_result(server.submit({{"profile", "echo"}, {"input", {{"echo", "native"}}}}));

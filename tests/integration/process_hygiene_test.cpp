@@ -8,6 +8,7 @@
 
 #include "tests/support/process_probe.h"
 #include "tests/support/server_process.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
 
 namespace orch::test {
@@ -147,6 +148,44 @@ INSTANTIATE_TEST_SUITE_P(StopSignals, ProcessHygieneOnSignal, ::testing::Values(
                          [](const ::testing::TestParamInfo<int>& param) {
                            return std::string(sigabbrev_np(param.param));
                          });
+
+// A daemon leaves the task's process group (setsid), so signals to the group
+// miss it; the keeper, a child subreaper, inherits it and stops it.
+TEST_F(ProcessHygiene, ADaemonForkedByAFinishedTaskIsStopped) {
+  ServerProcess& server = start_server();
+  server.initialize();
+  TempDir dir;
+  const std::string pid_file = (dir.path() / "daemon.pid").string();
+  std::string id = server.submit(
+      {{"command", "setsid sh -c 'sleep 300 </dev/null >/dev/null 2>&1 & echo $! > " + pid_file + "'; exit 0"}});
+  json result = server.wait_result(id, scaled(20s));
+  EXPECT_EQ(result.value("status", ""), "completed") << result.dump();
+  const std::string text = read_file(pid_file);
+  ASSERT_FALSE(text.empty());
+  const pid_t daemon = static_cast<pid_t>(std::stol(text));
+  EXPECT_TRUE(wait_until([&] { return !process_alive(daemon); }, scaled(10s), 10ms))
+      << "the daemon " << daemon << " outlived its task";
+  if (process_alive(daemon)) ::kill(daemon, SIGKILL);
+}
+
+// A task that closes its stdout and carries on: the server sees EOF on the
+// pipe long before the end, which must neither end the task early nor lose
+// its later stderr or its exit code.
+TEST_F(ProcessHygiene, ATaskThatClosesItsStdoutEarlyEndsWithItsOwnStatus) {
+  ServerProcess& server = start_server();
+  server.initialize();
+  std::string id = server.submit({{"command", "echo before; exec 1>&-; sleep 0.3; echo after >&2; exit 7"}});
+  json result = server.wait_result(id, scaled(20s), {{"stream", "both"}});
+  EXPECT_EQ(result.value("status", ""), "failed") << result.dump();
+  EXPECT_EQ(result.value("reason", ""), "exit_code");
+  EXPECT_EQ(result.value("exitCode", -1), 7);
+  EXPECT_EQ(result["stdout"].value("text", ""), "before\n");
+  EXPECT_EQ(result["stderr"].value("text", ""), "after\n");
+  const pid_t leader = server.task(id).value("pid", 0);
+  if (leader > 0) {
+    EXPECT_TRUE(wait_until([&] { return processes_in_group(leader).empty(); }, scaled(5s)));
+  }
+}
 
 TEST_F(ProcessHygiene, BackgroundChildOfAFinishedTaskIsStopped) {
   ServerProcess& server = start_server();

@@ -414,7 +414,13 @@ TEST_F(ProcessRunnerShortGraceTest, PipesHeldOutsideTheGroupAreGivenUpOn) {
   ::kill(escaped, SIGKILL);
   ASSERT_TRUE(reported);
   EXPECT_EQ(recorder_.exit_info().exit_code, std::optional<int>(0));
+#ifdef ORCH_KEEPER_BINARY
+  // The keeper is a child subreaper: it inherits the escaped sleep and stops
+  // it before it reports the end, so the pipes close with it.
+  EXPECT_FALSE(still_alive);
+#else
   EXPECT_TRUE(still_alive);
+#endif
   EXPECT_TRUE(gone(escaped));
 }
 

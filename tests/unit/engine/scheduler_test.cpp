@@ -209,16 +209,20 @@ TEST_F(SchedulerTest, CancellingAQueuedTaskEndsItAndAFinishedOneIsAConflict) {
   EXPECT_EQ(again.error().code, ErrorCode::Conflict);
 }
 
+// A task the store had as running, in its first attempt, when the server died.
+TaskRecord stored_running(const std::string& id, std::int64_t seq) {
+  TaskRecord t;
+  t.id = id;
+  t.seq = seq;
+  t.status = TaskStatus::Running;
+  t.attempt = 1;
+  return t;
+}
+
 TEST_F(SchedulerTest, TasksRunningWhenTheServerDiedAreLostAndRetried) {
   Scheduler restored{Scheduler::Limits{2, 100}, [] { return 0.0; }};
-  TaskRecord once;
-  once.id = "once";
-  once.seq = 1;
-  once.status = TaskStatus::Running;
-  once.attempt = 1;
-  TaskRecord retried = once;
-  retried.id = "retried";
-  retried.seq = 2;
+  TaskRecord once = stored_running("once", 1);
+  TaskRecord retried = stored_running("retried", 2);
   retried.spec.retry.max_attempts = 2;
   TaskRecord queued;
   queued.id = "queued";
@@ -233,6 +237,28 @@ TEST_F(SchedulerTest, TasksRunningWhenTheServerDiedAreLostAndRetried) {
   EXPECT_EQ(restored.find("queued")->status, TaskStatus::Queued);
   EXPECT_EQ(restored.max_seq(), 3);
   EXPECT_GE(changes.size(), 2u);
+}
+
+TEST_F(SchedulerTest, ATaskThatNeverStartedBeforeTheServerDiedIsQueuedAgainAsTheSameAttempt) {
+  Scheduler restored{Scheduler::Limits{2, 100}, [] { return 0.0; }};
+  TaskRecord unstarted = stored_running("unstarted", 1);
+  unstarted.started_at_ms = kT0 - 5;
+  restored.restore(unstarted);
+  auto changes = restored.restore_done(kT0, [](const TaskRecord&) {
+    AttemptOutcome o;
+    o.never_started = true;
+    return std::optional<AttemptOutcome>(o);
+  });
+  const TaskRecord* t = restored.find("unstarted");
+  EXPECT_EQ(t->status, TaskStatus::Queued);
+  EXPECT_EQ(t->attempt, 0) << "an attempt that never began is not spent";
+  EXPECT_EQ(t->reason, EndReason::None);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].from, TaskStatus::Running);
+  std::vector<TaskId> ids;
+  restored.take_runnable(kT0, ids);
+  ASSERT_EQ(ids, std::vector<TaskId>{"unstarted"});
+  EXPECT_EQ(restored.find("unstarted")->attempt, 1);
 }
 
 TEST_F(SchedulerTest, EvictsFinishedTasksByCountAndAge) {
