@@ -143,7 +143,7 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
                    [&im](const transport::HttpRequest& request) { return im.mcp->handle(request); });
   }
   // Liveness for probes and scripts: public, and it says nothing secret.
-  im.http->route("GET", "/healthz", transport::Access::Public, [&im, &engine](const transport::HttpRequest&) {
+  im.http->route("GET", "/healthz", transport::Access::Public, [&engine](const transport::HttpRequest&) {
     auto stats = engine.stats();
     auto store = engine.probe_store();
     const bool ok = store && stats.health.report.healthy;
