@@ -82,6 +82,9 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   } catch (const json::parse_error& e) {
     return make_error(ErrorCode::InvalidArgument,
                       origin + ": not valid JSON (byte " + std::to_string(e.byte) + "): " + e.what());
+  } catch (const json::exception& e) {
+    // A number past a double's range (1e400) is out_of_range, not a parse error.
+    return make_error(ErrorCode::InvalidArgument, origin + ": not valid JSON: " + e.what());
   }
   if (!root.is_object()) return r.error("$", "the config must be a JSON object");
   if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "recovery", "profiles",
