@@ -121,6 +121,7 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
   options.token = impl->token;
   options.max_body_bytes = config.max_message_bytes;
   options.max_threads = config.http_max_threads;
+  options.head_timeout = std::chrono::seconds(config.http_header_timeout_sec);
   options.adopt_fd = hooks.adopt_fd;
   // Short, so a restart in place does not wait long for idle connections.
   options.keep_alive_timeout = std::chrono::seconds(2);
