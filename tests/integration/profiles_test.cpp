@@ -262,7 +262,8 @@ TEST_F(AllowLists, KnownBypassesOfCommandListsAreRefused) {
   // No call can widen the list: it is not an argument, and no tool sets config.
   expect_refused(server, {{"argv", {"touch", canary()}}, {"cwd", cwd}, {"security", {{"allowCommands", {"*"}}}}},
                  "security");
-  for (const json& tool : server.request("tools/list")["result"]["tools"]) {
+  const json listed = server.request("tools/list");
+  for (const json& tool : listed["result"]["tools"]) {
     EXPECT_TRUE(tool["name"] == "submitTask" || tool["name"] == "getStatus" || tool["name"] == "getResult" ||
                 tool["name"] == "cancelTask" || tool["name"] == "listTasks" || tool["name"] == "runTask")
         << "unexpected tool " << tool["name"];
