@@ -82,6 +82,9 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   } catch (const json::parse_error& e) {
     return make_error(ErrorCode::InvalidArgument,
                       origin + ": not valid JSON (byte " + std::to_string(e.byte) + "): " + e.what());
+  } catch (const json::exception& e) {
+    // A number past a double's range (1e400) is out_of_range, not a parse error.
+    return make_error(ErrorCode::InvalidArgument, origin + ": not valid JSON: " + e.what());
   }
   if (!root.is_object()) return r.error("$", "the config must be a JSON object");
   if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "recovery", "profiles",
@@ -92,12 +95,15 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   if (auto it = root.find("limits"); it != root.end()) {
     if (!it->is_object()) return r.error("limits", "must be an object");
     if (auto st = r.only_keys(*it, "limits", {"maxConcurrent", "queueSize", "maxMessageBytes", "httpThreads",
-                                              "httpSessions", "memoryFloorMb"});
+                                              "httpSessions", "httpHeaderTimeoutSec", "memoryFloorMb"});
         !st) {
       return st;
     }
     if (auto st = r.integer(*it, "limits", "httpThreads", 4, 4096, next.http_max_threads); !st) return st;
     if (auto st = r.integer(*it, "limits", "httpSessions", 1, 100'000, next.http_max_sessions); !st) return st;
+    if (auto st = r.integer(*it, "limits", "httpHeaderTimeoutSec", 1, 3600, next.http_header_timeout_sec); !st) {
+      return st;
+    }
     if (auto st = r.integer(*it, "limits", "maxConcurrent", 1, 4096, next.max_concurrent); !st) return st;
     if (auto st = r.integer(*it, "limits", "queueSize", 1, 10'000'000, next.queue_size); !st) return st;
     if (auto st = r.integer(*it, "limits", "memoryFloorMb", 0, 1 << 24, next.memory_floor_mb); !st) return st;
@@ -160,6 +166,7 @@ std::string config_file_text(const Config& config) {
                    {"maxMessageBytes", config.max_message_bytes},
                    {"httpThreads", config.http_max_threads},
                    {"httpSessions", config.http_max_sessions},
+                   {"httpHeaderTimeoutSec", config.http_header_timeout_sec},
                    {"memoryFloorMb", config.memory_floor_mb}};
   out["output"] = {{"streamCapMb", config.stream_cap_bytes >> 20}};
   out["retention"] = {{"count", config.retention_count}, {"maxAgeHours", config.retention_hours}};

@@ -44,6 +44,7 @@ struct Config {
   bool no_auth = false;                   // HTTP without the bearer token (loopback only)
   std::size_t http_max_threads = 128;     // connections served at once (streams included)
   std::size_t http_max_sessions = 256;    // open MCP sessions over HTTP
+  int http_header_timeout_sec = 10;       // a request's head must arrive within this (slowloris)
   // where
   std::filesystem::path state_dir;
   std::filesystem::path store_file;       // empty: <state_dir>/tasks.db

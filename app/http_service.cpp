@@ -121,6 +121,7 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
   options.token = impl->token;
   options.max_body_bytes = config.max_message_bytes;
   options.max_threads = config.http_max_threads;
+  options.head_timeout = std::chrono::seconds(config.http_header_timeout_sec);
   options.adopt_fd = hooks.adopt_fd;
   // Short, so a restart in place does not wait long for idle connections.
   options.keep_alive_timeout = std::chrono::seconds(2);
@@ -143,7 +144,7 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
                    [&im](const transport::HttpRequest& request) { return im.mcp->handle(request); });
   }
   // Liveness for probes and scripts: public, and it says nothing secret.
-  im.http->route("GET", "/healthz", transport::Access::Public, [&im, &engine](const transport::HttpRequest&) {
+  im.http->route("GET", "/healthz", transport::Access::Public, [&engine](const transport::HttpRequest&) {
     auto stats = engine.stats();
     auto store = engine.probe_store();
     const bool ok = store && stats.health.report.healthy;

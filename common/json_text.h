@@ -29,4 +29,11 @@ std::size_t utf8_sequence_length(std::string_view bytes, std::size_t i, std::siz
 // The bytes with every invalid UTF-8 sequence replaced by U+FFFD.
 std::string sanitize_utf8(std::string_view bytes);
 
+// True when the JSON text opens more than `limit` arrays or objects inside
+// each other (brackets in strings do not count). nlohmann's parser is
+// iterative, but dumping, copying and comparing a parsed value recurse, so
+// text from outside (a message, a worker's line) of 4 MiB of '[' could
+// overflow the stack later: check with this linear scan before parsing.
+bool json_nests_deeper_than(std::string_view text, std::size_t limit);
+
 }  // namespace orch

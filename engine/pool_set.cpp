@@ -101,7 +101,7 @@ Status PoolSet::start(const TaskRecord& task, std::function<void(pid_t)> on_star
   req.input_json = task.spec.input_json.empty() ? "null" : task.spec.input_json;
   req.on_started = std::move(on_started);
   req.on_progress = std::move(on_progress);
-  req.on_done = [this, dir, on_end = std::move(on_end)](const PoolOutcome& p) {
+  req.on_done = [dir, on_end = std::move(on_end)](const PoolOutcome& p) {
     AttemptOutcome o = to_outcome(p);
     if (p.kind == PoolOutcome::Kind::Result) {
       try {

@@ -20,6 +20,7 @@
 
 #include "engine/platform.h"
 #include "engine/process_spawn.h"
+#include "engine/worker_line.h"
 
 namespace orch::engine {
 
@@ -414,46 +415,30 @@ struct ProcessPool::Impl {
   }
 
   // True when `line` ended the task (result, error or a protocol fault).
-  bool handle_line(std::string_view line, const PoolRequest& req, PoolOutcome& o) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
-    if (line.empty()) return false;
-    auto malformed = [&](const std::string& why) {
-      o.kind = PoolOutcome::Kind::Malformed;
-      o.message = "its pool worker broke the protocol (" + why + "): " + first_bytes(std::string(line)) +
-                  "; the worker was replaced";
-      return true;
-    };
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded()) return malformed("a line that is not JSON");
-    if (!j.is_object()) return malformed("a line that is not a JSON object");
-    auto id = j.find("id");
-    if (id == j.end() || !id->is_string() || id->get<std::string>() != req.task_id) {
-      return malformed("a line without this task's id");
+  static bool handle_line(std::string_view line, const PoolRequest& req, PoolOutcome& o) {
+    WorkerLine parsed = parse_worker_line(line, req.task_id);
+    switch (parsed.kind) {
+      case WorkerLine::Kind::Blank:
+        return false;
+      case WorkerLine::Kind::Progress:
+        if (req.on_progress) req.on_progress(parsed.progress);
+        return false;
+      case WorkerLine::Kind::Result:
+        o.kind = PoolOutcome::Kind::Result;
+        o.result_json = std::move(parsed.result_json);
+        o.message = "answered by pool worker";
+        return true;
+      case WorkerLine::Kind::Error:
+        o.kind = PoolOutcome::Kind::Error;
+        o.message = "the worker answered with an error: " + first_bytes(parsed.message, 1000);
+        return true;
+      case WorkerLine::Kind::Malformed:
+        o.kind = PoolOutcome::Kind::Malformed;
+        o.message = "its pool worker broke the protocol (" + parsed.message + "): " + first_bytes(std::string(line)) +
+                    "; the worker was replaced";
+        return true;
     }
-    if (auto p = j.find("progress"); p != j.end()) {
-      if (!p->is_object()) return malformed("progress is not an object");
-      Progress progress;
-      if (auto c = p->find("current"); c != p->end() && c->is_number()) progress.current = c->get<double>();
-      if (auto t = p->find("total"); t != p->end() && t->is_number()) progress.total = t->get<double>();
-      if (auto m = p->find("message"); m != p->end() && m->is_string()) progress.message = m->get<std::string>();
-      if (req.on_progress) req.on_progress(progress);
-      return false;
-    }
-    if (auto r = j.find("result"); r != j.end()) {
-      o.kind = PoolOutcome::Kind::Result;
-      o.result_json = r->dump();
-      o.message = "answered by pool worker";
-      return true;
-    }
-    if (auto e = j.find("error"); e != j.end()) {
-      o.kind = PoolOutcome::Kind::Error;
-      std::string msg = e->is_object() && e->contains("message") && (*e)["message"].is_string()
-                            ? (*e)["message"].get<std::string>()
-                            : e->dump();
-      o.message = "the worker answered with an error: " + first_bytes(msg, 1000);
-      return true;
-    }
-    return malformed("a line with neither progress, result nor error");
+    return true;
   }
 };
 

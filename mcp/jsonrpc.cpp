@@ -13,43 +13,6 @@ Invalid invalid(json id, int code, std::string message) {
   return Invalid{std::move(id), code, std::move(message)};
 }
 
-// nlohmann's parser is iterative, but copying, comparing and destroying a
-// parsed value recurse, so a line of 4 MiB of '[' could overflow the stack
-// later. A linear scan outside strings bounds the depth before parsing.
-bool nests_deeper_than(std::string_view text, std::size_t limit) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        break;
-      case '[':
-      case '{':
-        if (++depth > limit) return true;
-        break;
-      case ']':
-      case '}':
-        if (depth > 0) --depth;
-        break;
-      default:
-        break;
-    }
-  }
-  return false;
-}
-
 // Reads "params": absent means {}; MCP params are always objects.
 std::optional<Invalid> read_params(const json& message, const json& reply_id, json& params) {
   auto it = message.find("params");
@@ -97,7 +60,7 @@ bool is_valid_request_id(const json& id) { return id.is_string() || id.is_number
 std::string to_string(const RequestId& id) { return serialize(id); }
 
 Message parse_message(std::string_view text) {
-  if (nests_deeper_than(text, kMaxJsonDepth)) {
+  if (json_nests_deeper_than(text, kMaxJsonDepth)) {
     return invalid(json(), kInvalidRequest,
                    "the message nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }

@@ -13,6 +13,9 @@
 //      when a token is configured; missing or wrong is 401 with
 //      `WWW-Authenticate: Bearer`. The comparison is constant-time.
 //   4. A body longer than max_body_bytes is 413 before it is read whole.
+//   5. A request whose head (request line and headers) has not arrived
+//      within head_timeout is dropped with its connection (slowloris), and
+//      one over httplib's limits (8 KiB a header line) is refused.
 // Every error the server produces itself (403, 401, 404, 405, 413, 500, 503)
 // has a JSON body {"jsonrpc":"2.0","id":null,"error":{"code":-32000|…,
 // "message":"…"}} and never HTML: /mcp clients parse it as a JSON-RPC error,
@@ -103,7 +106,10 @@ struct HttpServerOptions {
   std::size_t max_threads = 128;
   std::size_t max_pending = 1024;
   std::chrono::seconds keep_alive_timeout{5};
-  std::chrono::seconds read_timeout{30};
+  std::chrono::seconds read_timeout{30};   // each read of a request
+  // The whole head (request line and headers) of each request: a client
+  // that trickles it in is cut off here instead of holding a thread.
+  std::chrono::milliseconds head_timeout{10000};
   std::chrono::seconds write_timeout{30};
 };
 

@@ -1,15 +1,30 @@
 // The HTTP side's security rules against the real binary (SPEC §7,
 // MCP-NOTES §5a): bearer token, Host and Origin checks against DNS
-// rebinding, loopback-only --no-auth, the token file. Each refusal is
+// rebinding, loopback-only --no-auth, the token file, oversized heads and
+// clients that trickle their headers in (slowloris). Each refusal is
 // followed by a check that the server still serves.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/support/http_peer.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace orch::test {
 namespace {
@@ -29,6 +44,57 @@ class HttpSecurity : public IntegrationTest {
     EXPECT_TRUE(s.request("ping").contains("result"));
   }
   ServerProcess* server_ = nullptr;
+};
+
+// A bare TCP connection to the server, for what an HTTP client library will
+// not send: a head without an end, bytes one at a time.
+class RawClient {
+ public:
+  explicit RawClient(int port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool send(std::string_view bytes) {
+    while (connected_ && !bytes.empty()) {
+      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return connected_;
+  }
+  // The server has answered or hung up (a slow client's only news).
+  bool closed_by_server() const {
+    pollfd p{fd_, POLLIN, 0};
+    return !connected_ || ::poll(&p, 1, 0) != 0;
+  }
+  // Everything the server sends until it closes the connection; nullopt if
+  // it is still open at the deadline.
+  std::optional<std::string> read_to_end(std::chrono::milliseconds timeout) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return got;  // closed (or reset: it hung up on unread bytes)
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
 };
 
 const char* kPing = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})";
@@ -108,6 +174,67 @@ TEST_F(HttpSecurity, NoAuthServesWithoutAToken) {
   EXPECT_TRUE(peer.token().empty());
   EXPECT_EQ(peer.get("/metrics", {}, false).status, 200);
   expect_still_serving(peer);
+}
+
+TEST_F(HttpSecurity, OversizedHeadsAreRefusedAndTheServerGoesOn) {
+  HttpPeer peer = start();
+  // One header line past httplib's 8 KiB, and a head of many short lines
+  // past our 64 KiB: both refused (400, or the connection closed), never
+  // buffered without end.
+  const std::string start_line = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  std::string many_lines;
+  for (int i = 0; i < 2000; ++i) many_lines += "X-Pad-" + std::to_string(i) + ": " + std::string(40, 'p') + "\r\n";
+  for (const std::string& head : {start_line + "X-Big: " + std::string(100'000, 'b') + "\r\n\r\n",
+                                  start_line + many_lines + "\r\n"}) {
+    RawClient client(peer.port());
+    client.send(head);
+    std::optional<std::string> answer = client.read_to_end(scaled(10s));
+    ASSERT_TRUE(answer.has_value()) << "the server kept a connection with a " << head.size() << "-byte head open";
+    EXPECT_EQ(answer->rfind("HTTP/1.1 200", 0), std::string::npos) << "a " << head.size() << "-byte head was served";
+  }
+  expect_still_serving(peer);
+}
+
+TEST_F(HttpSecurity, SlowClientsCannotHoldTheServer) {
+  TempDir dir;
+  const auto config = dir.path() / "config.json";
+  std::ofstream(config) << R"({"limits": {"httpThreads": 4, "httpHeaderTimeoutSec": 2}})";
+  HttpPeer peer = start({"--config", config.string()});
+  // Twice as many slow clients as threads, each sending one header byte a
+  // second and reconnecting when cut off, as slowloris does.
+  constexpr int kSlowClients = 8;
+  std::atomic<int> cut_off{0};
+  std::promise<void> all_connected;
+  std::jthread attack([&](std::stop_token stop) {
+    auto connect = [&] {
+      auto c = std::make_unique<RawClient>(peer.port());
+      c->send("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+      return c;
+    };
+    std::vector<std::unique_ptr<RawClient>> clients;
+    for (int i = 0; i < kSlowClients; ++i) clients.push_back(connect());
+    all_connected.set_value();
+    std::mutex mu;
+    std::condition_variable_any pace;
+    while (!stop.stop_requested()) {
+      for (auto& c : clients) {
+        if (c->closed_by_server() || !c->send("a")) {
+          ++cut_off;
+          c = connect();
+        }
+      }
+      // The attack's own pace (a byte a second), not a wait for the server.
+      std::unique_lock lock(mu);
+      pace.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
+    }
+  });
+  all_connected.get_future().wait();
+  const auto started = std::chrono::steady_clock::now();
+  McpHttpSession s(peer);
+  s.initialize();
+  EXPECT_TRUE(s.request("ping").contains("result"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, scaled(30s)) << "ping waited behind the slow clients";
+  EXPECT_TRUE(wait_until([&] { return cut_off.load() > 0; }, scaled(10s))) << "no slow client was ever cut off";
 }
 
 TEST_F(HttpSecurity, NoAuthIsRefusedOffLoopback) {

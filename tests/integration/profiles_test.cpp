@@ -230,6 +230,49 @@ TEST_F(AllowLists, NoSpellingOfAForbiddenProgramGetsThrough) {
   EXPECT_EQ(server.request("ping").value("result", json()).dump(), "{}");
 }
 
+// The bypasses reported against other servers' command lists
+// (research: peers §2.7) — command and process substitution, quotes,
+// wildcards, newlines, absolute paths, `sh -c`, another way in than the
+// submit tool, a call that widens the list itself. Each probe would create
+// a file; none may.
+TEST_F(AllowLists, KnownBypassesOfCommandListsAreRefused) {
+  ServerProcess& server = start_restricted();
+  const std::string cwd = work();
+  int n = 0;
+  auto canary = [&] { return cwd + "/pwned-" + std::to_string(++n); };
+  for (const std::string& command : {"true $(touch " + canary() + ")", "true `touch " + canary() + "`",
+                                     "cat <(touch " + canary() + ")", "true\ntouch " + canary(),
+                                     "'touch' " + canary(), "tou''ch " + canary(), "/usr/bin/tou* " + canary()}) {
+    expect_refused(server, {{"command", command}, {"cwd", cwd}}, "/bin/sh");
+  }
+  const std::vector<std::vector<std::string>> argvs = {
+      {"$(touch " + canary() + ")"}, {"`touch " + canary() + "`"}, {"'touch'", canary()},
+      {"\"touch\"", canary()}, {"/usr/bin/tou*", canary()}, {"/usr/bin/tou?h", canary()},
+      {"true;touch", canary()}, {"true\ntouch", canary()}, {"true touch", canary()},
+      {"/usr/bin/touch", canary()}, {"/bin/sh", "-c", "touch " + canary()}, {"env", "touch", canary()},
+      {"python3/../touch", canary()}};
+  for (const auto& argv : argvs) expect_refused(server, {{"argv", argv}, {"cwd", cwd}}, "not allowed");
+  // Through a profile's placeholder, and as a native task instead of submitTask.
+  expect_refused(server, {{"profile", "any"}, {"params", {{"program", "touch"}, {"arg", canary()}}}, {"cwd", cwd}},
+                 "not allowed");
+  json native = server.request("tools/call", {{"name", "runTask"},
+                                              {"arguments", {{"argv", {"touch", canary()}}, {"cwd", cwd}}},
+                                              {"task", json::object()}});
+  EXPECT_TRUE(native.contains("error") || native["result"].value("isError", false)) << native.dump();
+  // No call can widen the list: it is not an argument, and no tool sets config.
+  expect_refused(server, {{"argv", {"touch", canary()}}, {"cwd", cwd}, {"security", {{"allowCommands", {"*"}}}}},
+                 "security");
+  const json listed = server.request("tools/list");
+  for (const json& tool : listed["result"]["tools"]) {
+    EXPECT_TRUE(tool["name"] == "submitTask" || tool["name"] == "getStatus" || tool["name"] == "getResult" ||
+                tool["name"] == "cancelTask" || tool["name"] == "listTasks" || tool["name"] == "runTask")
+        << "unexpected tool " << tool["name"];
+  }
+  EXPECT_TRUE(structured(server.call_tool("listTasks", json::object()))["tasks"].empty()) << "nothing was queued";
+  for (int i = 1; i <= n; ++i) EXPECT_FALSE(fs::exists(cwd + "/pwned-" + std::to_string(i))) << "probe " << i << " ran";
+  EXPECT_EQ(server.request("ping").value("result", json()).dump(), "{}");
+}
+
 TEST_F(AllowLists, CwdOutsideTheAllowedDirectoriesIsRefused) {
   ServerProcess& server = start_restricted();
   expect_refused(server, {{"argv", {"true"}}, {"cwd", dir_.path().string()}}, "outside the allowed directories");

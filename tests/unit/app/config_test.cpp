@@ -33,6 +33,18 @@ TEST(Config, RefusesAWrongTypeNamingTheFileAndThePath) {
   EXPECT_EQ(c.max_concurrent, Config{}.max_concurrent) << "nothing applied from a bad file";
 }
 
+// Found by fuzz/config_fuzz.cpp: a number past a double's range made
+// nlohmann throw out_of_range, which nothing caught (std::terminate at start).
+TEST(Config, ANumberTooLargeForADoubleIsRefusedNotACrash) {
+  Config c;
+  const std::string fuzzed("0.8E444444444<8ol\"88\x02#\0*\0)0}l}", 30);
+  for (const std::string& text : {fuzzed, std::string(R"({"limits":{"maxConcurrent":1e400}})")}) {
+    auto st = parse_config_text(text, "my.json", c);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("my.json: not valid JSON"), std::string::npos) << st.error().message;
+  }
+}
+
 TEST(Config, RecoveryOrphansIsAdoptOrKillAndNothingElse) {
   Config c;
   EXPECT_TRUE(c.adopt_orphans) << "adopting is the default";
