@@ -60,5 +60,15 @@ TEST_F(HttpModule, AStaleFileInItsPlaceIsRefusedNotLoaded) {
   EXPECT_NE(r.err.find("invalid ELF header"), std::string::npos) << r.err;
 }
 
+TEST_F(HttpModule, ASharedObjectThatIsNotTheModuleIsRefused) {
+  auto bin = lone_binary();
+  // A real shared object that loads but has no entry point of ours.
+  std::filesystem::copy_file("/lib/x86_64-linux-gnu/libz.so.1", dir_.path() / "bin" / "mcp-orchestrator-http.so");
+  auto r = run_program({bin.string(), "--state-dir", (dir_.path() / "state").string(), "--http", "127.0.0.1:0"});
+  ASSERT_TRUE(r.status.has_value()) << r.err;
+  EXPECT_NE(r.status->code, 0);
+  EXPECT_NE(r.err.find("is not mcp-orchestrator's HTTP module"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace orch::test
