@@ -444,6 +444,9 @@ void StreamableHttp::close_all() {
   }
   impl_->listen.close_all(true);
   for (auto& [id, s] : all) Impl::end(*s);
+  // A peer that reads its stream takes the last event within milliseconds;
+  // one that does not is cut when the HTTP threads stop.
+  impl_->listen.wait_closed(std::chrono::steady_clock::now() + std::chrono::seconds(2));
 }
 
 void StreamableHttp::end_get_streams() {

@@ -60,6 +60,7 @@ struct ListenHub::State {
   std::map<std::uint64_t, std::shared_ptr<Listener>> listeners;  // guarded by mu
   std::uint64_t next_key = 1;                                    // guarded by mu
   bool closed = false;                                           // guarded by mu
+  std::vector<std::shared_ptr<EventStream>> closing;             // guarded by mu; ended by close_all
 
   State(Server& s, ListenOptions o) : server(s), options(o) {}
 
@@ -179,6 +180,19 @@ void ListenHub::close_all(bool final) {
     l->outlet->close();
     l->stream->close();
   }
+  std::lock_guard lock(state_->mu);
+  for (auto& [key, l] : all) state_->closing.push_back(l->stream);
+}
+
+bool ListenHub::wait_closed(std::chrono::steady_clock::time_point deadline) {
+  std::vector<std::shared_ptr<EventStream>> closing;
+  {
+    std::lock_guard lock(state_->mu);
+    closing.swap(state_->closing);
+  }
+  bool all = true;
+  for (auto& stream : closing) all = stream->wait_finished(deadline) && all;
+  return all;
 }
 
 }  // namespace orch::mcp

@@ -27,6 +27,7 @@
 // Thread-safe. The Server must outlive it; streams may outlive it (they end).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -63,6 +64,9 @@ class ListenHub {
   // Server teardown (or a restart in place): notifications/cancelled on each
   // stream, then they end. `final`: later open() calls are refused.
   void close_all(bool final);
+  // Waits until the streams close_all() ended have been written out, so the
+  // last notifications/cancelled reaches the client before the HTTP threads stop.
+  bool wait_closed(std::chrono::steady_clock::time_point deadline);
   std::size_t count() const;
 
  private:

@@ -43,6 +43,11 @@ void EventStream::on_gone(std::function<void()> callback) {
   if (callback) callback();
 }
 
+bool EventStream::wait_finished(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  return finished_cv_.wait_until(lock, deadline, [&] { return finished_ || gone_; });
+}
+
 EventStream::Pull EventStream::pull(std::string& chunk, std::chrono::milliseconds wait) {
   std::unique_lock lock(mu_);
   ready_.wait_for(lock, wait, [&] { return !chunks_.empty() || closed_ || gone_; });
@@ -53,7 +58,11 @@ EventStream::Pull EventStream::pull(std::string& chunk, std::chrono::millisecond
     buffered_bytes_ -= chunk.size();
     return Pull::Chunk;
   }
-  return closed_ ? Pull::End : Pull::Timeout;
+  if (!closed_) return Pull::Timeout;
+  finished_ = true;
+  lock.unlock();
+  finished_cv_.notify_all();
+  return Pull::End;
 }
 
 void EventStream::mark_gone() {
@@ -69,6 +78,7 @@ void EventStream::become_gone(std::unique_lock<std::mutex>& lock) {
   std::function<void()> callback = std::exchange(on_gone_, nullptr);
   lock.unlock();
   ready_.notify_all();
+  finished_cv_.notify_all();
   if (callback) callback();
 }
 

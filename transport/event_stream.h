@@ -58,6 +58,9 @@ class EventStream final : public EventSource {
   bool gone() const;
   // Runs once when the stream becomes gone; at once if it already is.
   void on_gone(std::function<void()> callback);
+  // After close(): waits until the transport has taken the last chunk (or the
+  // peer has gone), so a final message is written before the server stops.
+  bool wait_finished(std::chrono::steady_clock::time_point deadline);
 
   // --- consumer (the transport) ---
   // End once closed and drained, or gone.
@@ -71,10 +74,12 @@ class EventStream final : public EventSource {
   const std::size_t max_buffered_bytes_;
   mutable std::mutex mu_;
   std::condition_variable ready_;
+  std::condition_variable finished_cv_;
   std::deque<std::string> chunks_;  // guarded by mu_
   std::size_t buffered_bytes_ = 0;  // guarded by mu_
   bool closed_ = false;             // guarded by mu_
   bool gone_ = false;               // guarded by mu_
+  bool finished_ = false;           // guarded by mu_; pull() returned End
   std::function<void()> on_gone_;   // guarded by mu_; taken when it runs
 };
 

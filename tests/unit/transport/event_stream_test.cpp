@@ -25,6 +25,24 @@ TEST(EventStream, ChunksComeOutInOrderThenEndAfterClose) {
   EXPECT_EQ(s.pull(chunk, 0ms), Pull::End);
 }
 
+TEST(EventStream, WaitFinishedReturnsOnceTheLastChunkIsTaken) {
+  EventStream s;
+  s.push("last");
+  s.close();
+  EXPECT_FALSE(s.wait_finished(std::chrono::steady_clock::now() + 10ms)) << "the chunk is still queued";
+  std::thread consumer([&] {
+    std::string chunk;
+    while (s.pull(chunk, 10s) == Pull::Chunk) {
+    }
+  });
+  EXPECT_TRUE(s.wait_finished(std::chrono::steady_clock::now() + 10s));
+  consumer.join();
+  EventStream gone;
+  gone.push("dropped");
+  gone.mark_gone();
+  EXPECT_TRUE(gone.wait_finished(std::chrono::steady_clock::now())) << "a departed peer has nothing left to take";
+}
+
 TEST(EventStream, PullTimesOutWhenNothingArrives) {
   EventStream s;
   std::string chunk;
