@@ -893,7 +893,8 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop) const {
+TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop,
+                                  OnDrain on_drain) const {
   Impl& im = *impl_;
   std::unique_lock lock(im.mu);
   auto snapshot = [&] {
@@ -907,8 +908,9 @@ TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std
     return out;
   };
   if (cursor == 0) return snapshot();
+  const bool end_at_drain = on_drain == OnDrain::Return;
   im.changed.wait_until(lock, stop, deadline,
-                        [&] { return im.change_log.seq() > cursor || im.draining.load(); });
+                        [&] { return im.change_log.seq() > cursor || (end_at_drain && im.draining.load()); });
   auto since = im.change_log.since(cursor);
   if (!since) return snapshot();
   TaskChanges out;

@@ -149,6 +149,12 @@ struct TaskChanges {
   std::vector<TaskId> removed;    // evicted by retention (empty in a snapshot)
 };
 
+// Whether a wait on the change feed ends early once a restart in place
+// begins draining: a request's long-poll does (it is answered before the
+// hand-over); a server-side watcher following the feed keeps waiting for
+// news (ending early, it would only call again at once and spin).
+enum class OnDrain { Return, KeepWaiting };
+
 class Scheduler;
 class Store;
 class ProcessRunner;
@@ -203,7 +209,8 @@ class Engine {
   // changed after `cursor`, and the ids evicted since. Blocks until there is
   // something to report, `deadline` passes or `stop` is requested (then
   // `changed` is empty and the cursor unchanged).
-  TaskChanges changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop) const;
+  TaskChanges changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop,
+                            OnDrain on_drain = OnDrain::Return) const;
 
   // A cheap read of the store, for /healthz: ok, or why not.
   Status probe_store() const;

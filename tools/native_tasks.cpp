@@ -273,7 +273,8 @@ Result<NativeTask> NativeTasks::cancel(const std::string& owner, const std::stri
 void NativeTasks::watch(std::stop_token stop) {
   std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
   while (!stop.stop_requested()) {
-    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop);
+    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop,
+                                                                  engine::OnDrain::KeepWaiting);
     cursor = changes.cursor;
     const std::int64_t now = to_unix_ms(engine_clock(engine_).wall_now());
     std::vector<std::pair<mcp::NativeTaskListener, NativeTask>> calls;

@@ -59,7 +59,8 @@ void TaskLifecycleLog::watch(std::stop_token stop) {
   }
   std::uint64_t cursor = first.cursor;
   while (!stop.stop_requested()) {
-    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop);
+    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop,
+                                                                  engine::OnDrain::KeepWaiting);
     cursor = changes.cursor;
     for (const engine::TaskView& v : changes.changed) {
       auto it = last.find(v.task.id);

@@ -171,7 +171,8 @@ void TaskResources::watch(std::stop_token stop) {
   std::map<engine::TaskId, Seen> seen;  // live tasks only
   std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
   while (!stop.stop_requested()) {
-    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop);
+    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop,
+                                                                  engine::OnDrain::KeepWaiting);
     cursor = changes.cursor;
     std::vector<std::string> uris;
     for (const engine::TaskView& view : changes.changed) {

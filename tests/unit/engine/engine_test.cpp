@@ -255,6 +255,13 @@ TEST_F(EngineTest, AHandedOverTaskKeepsRunningInTheNextEngine) {
   ASSERT_TRUE(waited.ok());
   EXPECT_EQ(waited->task.status, TaskStatus::Running);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  // A watcher following the change feed is not cut short: it waits for news
+  // (the task is blocked on the fifo, so none comes) instead of spinning.
+  const std::uint64_t cursor = engine->changes_since(0, t0, {}).cursor;
+  const auto t1 = std::chrono::steady_clock::now();
+  TaskChanges none = engine->changes_since(cursor, t1 + 100ms, {}, OnDrain::KeepWaiting);
+  EXPECT_TRUE(none.changed.empty());
+  EXPECT_GE(std::chrono::steady_clock::now() - t1, 100ms);
   std::vector<RunningProcess> handed = engine->hand_over();
   ASSERT_EQ(handed.size(), 1u);
   EXPECT_FALSE(engine->probe_store().ok()) << "the store is closed";
