@@ -159,7 +159,16 @@ Status check_header(const fs::path& file) {
   if (ec) {
     return make_error(ErrorCode::Io, "store: cannot read " + file.string() + ": " + ec.message());
   }
-  if (size == 0) return {};  // SQLite treats an empty file as an empty database
+  if (size == 0) {
+    // SQLite would take an empty file for a new database and the tasks it
+    // held would be gone without a word. The server writes the header within
+    // its first open, so an empty file was truncated (or that first open was
+    // killed, when moving it aside loses nothing). Commits still in the log
+    // rebuild the file (the log is checked next).
+    const fs::path wal = file.string() + "-wal";
+    if (fs::file_size(wal, ec) > 0 && !ec) return {};
+    return damaged(file, "it is empty (0 bytes): truncated, the tasks it held are not in it");
+  }
   constexpr std::string_view kMagic("SQLite format 3\0", 16);
   char header[16] = {};
   std::ifstream in(file, std::ios::binary);

@@ -127,6 +127,14 @@ TEST_F(TornState, ADatabaseTruncatedToHalfIsRefusedAndLeftUntouched) {
   expect_refusal_naming(db());
 }
 
+// SQLite alone would take an empty file for a new database.
+TEST_F(TornState, ADatabaseTruncatedToNothingIsRefusedNotTakenForANewStore) {
+  leave_store(20, Leave::Stopped);
+  ASSERT_FALSE(fs::exists(wal()));
+  fs::resize_file(db(), 0);
+  expect_refusal_naming(db());
+}
+
 TEST_F(TornState, ADatabaseCutByOnePageIsRefused) {
   leave_store(200, Leave::Stopped);
   fs::resize_file(db(), fs::file_size(db()) - 4096);
