@@ -19,7 +19,10 @@ class Server:
         self._closed = False
         self._next_id = 0
         self._pending = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # _pending, _next_id, _closed
+        # Writes hold their own lock: a write blocked on a full pipe must not
+        # keep the reader from taking replies, or both ends wait on each other.
+        self._write_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -74,7 +77,7 @@ class Server:
         self._write(msg)
 
     def _write(self, msg):
-        with self._lock:
+        with self._write_lock:
             try:
                 self.proc.stdin.write((json.dumps(msg) + "\n").encode())
                 self.proc.stdin.flush()
