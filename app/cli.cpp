@@ -136,7 +136,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
     config.state_dir = default_state_dir();
   }
   if (!store.empty()) {
-    config.store_file = store.rfind("sqlite://", 0) == 0 ? store.substr(9) : store;
+    config.store = store;
   }
   if (max_concurrent > 0) config.max_concurrent = max_concurrent;
   if (max_rss_mb >= 0) config.max_rss_mb = max_rss_mb;

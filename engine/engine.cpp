@@ -576,8 +576,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   ::chmod(options.state_dir.c_str(), 0700);
   auto lock = lock_state_dir(options.state_dir);
   if (!lock) return lock.error();
-  auto store = Store::open(options.store_file.empty() ? options.state_dir / "tasks.db"
-                                                      : options.store_file);
+  auto store = open_store(options.store.empty() ? (options.state_dir / "tasks.db").string() : options.store);
   if (!store) return store.error();
   auto stored = (*store)->load_all();
   if (!stored) return stored.error();
