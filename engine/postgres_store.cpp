@@ -1,7 +1,5 @@
 #include "engine/postgres_store.h"
 
-#include <libpq-fe.h>
-
 #include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -9,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "engine/libpq.h"
 #include "engine/store_row.h"
 
 namespace orch::engine {
@@ -202,10 +201,10 @@ std::vector<Value> task_values(const TaskRecord& t) {
 }
 
 struct ClearResult {
-  void operator()(PGresult* r) const { PQclear(r); }
+  void operator()(PGresult* r) const { pq().PQclear(r); }
 };
 struct FinishConn {
-  void operator()(PGconn* c) const { PQfinish(c); }
+  void operator()(PGconn* c) const { pq().PQfinish(c); }
 };
 using PgResult = std::unique_ptr<PGresult, ClearResult>;
 using ConnPtr = std::unique_ptr<PGconn, FinishConn>;
@@ -216,17 +215,17 @@ class Row {
   Row(const PGresult* r, int row) : r_(r), row_(row) {}
   std::string column_text(int col) const {
     if (column_is_null(col)) return {};
-    return std::string(PQgetvalue(r_, row_, col), static_cast<std::size_t>(PQgetlength(r_, row_, col)));
+    return std::string(pq().PQgetvalue(r_, row_, col), static_cast<std::size_t>(pq().PQgetlength(r_, row_, col)));
   }
   std::int64_t column_int(int col) const {
     if (column_is_null(col)) return 0;
-    return std::strtoll(PQgetvalue(r_, row_, col), nullptr, 10);
+    return std::strtoll(pq().PQgetvalue(r_, row_, col), nullptr, 10);
   }
   std::optional<int> column_optional_int(int col) const {
     if (column_is_null(col)) return std::nullopt;
     return static_cast<int>(column_int(col));
   }
-  bool column_is_null(int col) const { return PQgetisnull(r_, row_, col) != 0; }
+  bool column_is_null(int col) const { return pq().PQgetisnull(r_, row_, col) != 0; }
 
  private:
   const PGresult* r_;
@@ -265,10 +264,10 @@ struct Target {
 
 Result<Target> parse_target(const std::string& url) {
   char* err = nullptr;
-  PQconninfoOption* options = PQconninfoParse(url.c_str(), &err);
+  PQconninfoOption* options = pq().PQconninfoParse(url.c_str(), &err);
   if (!options) {
     std::string why = err ? err : "out of memory";
-    PQfreemem(err);
+    pq().PQfreemem(err);
     const std::string pw = url_password(url);
     if (!pw.empty()) {
       for (auto at = why.find(pw); at != std::string::npos; at = why.find(pw, at)) why.replace(at, pw.size(), "***");
@@ -287,7 +286,7 @@ Result<Target> parse_target(const std::string& url) {
     else if (key == "dbname") t.dbname = value;
     else if (key == "password") t.password = value;
   }
-  PQconninfoFree(options);
+  pq().PQconninfoFree(options);
   if (t.host.empty()) t.host = "localhost";
   if (t.port.empty()) t.port = "5432";
   return t;
@@ -347,34 +346,34 @@ struct PostgresStore::Impl {
   Status take_database(const std::string& what) {
     PgResult r = send(kTakeDatabase, {});
     if (!ok(r.get())) return fail(r.get(), what);
-    if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t") return in_use();
+    if (std::string_view(pq().PQgetvalue(r.get(), 0, 0)) != "t") return in_use();
     owner = true;
     return {};
   }
 
   Error unreachable(const std::string& what) const {
     return make_error(ErrorCode::Unavailable, "store: " + what + " failed: " + where() +
-                                                  " cannot be reached: " + clean(PQerrorMessage(conn.get())));
+                                                  " cannot be reached: " + clean(pq().PQerrorMessage(conn.get())));
   }
 
   Error fail(const PGresult* r, const std::string& what) const {
-    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-    const bool bad = PQstatus(conn.get()) == CONNECTION_BAD;
-    std::string message = r ? PQresultErrorMessage(r) : "";
-    if (message.empty()) message = PQerrorMessage(conn.get());
+    const char* state = r ? pq().PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    const bool bad = pq().PQstatus(conn.get()) == CONNECTION_BAD;
+    std::string message = r ? pq().PQresultErrorMessage(r) : "";
+    if (message.empty()) message = pq().PQerrorMessage(conn.get());
     return make_error(code_for(state ? state : "", bad), "store: " + what + " failed: " + clean(message));
   }
 
   PgResult send(const char* sql, const Params& p) {
     // The simple protocol for parameterless text: a migration step holds
     // several statements, which the extended protocol refuses.
-    if (p.empty()) return PgResult(PQexec(conn.get(), sql));
+    if (p.empty()) return PgResult(pq().PQexec(conn.get(), sql));
     auto values = p.pointers();
-    return PgResult(PQexecParams(conn.get(), sql, p.size(), nullptr, values.data(), nullptr, nullptr, 0));
+    return PgResult(pq().PQexecParams(conn.get(), sql, p.size(), nullptr, values.data(), nullptr, nullptr, 0));
   }
 
   static bool ok(const PGresult* r) {
-    const auto s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    const auto s = r ? pq().PQresultStatus(r) : PGRES_FATAL_ERROR;
     return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
   }
 
@@ -388,22 +387,22 @@ struct PostgresStore::Impl {
                         First first = First::no) {
     bool may_reset = first == First::yes;
     for (;;) {
-      if (PQstatus(conn.get()) == CONNECTION_BAD) {
+      if (pq().PQstatus(conn.get()) == CONNECTION_BAD) {
         if (!may_reset) return unreachable(what);
         may_reset = false;
-        PQreset(conn.get());
+        pq().PQreset(conn.get());
         owner = false;
-        if (PQstatus(conn.get()) != CONNECTION_OK) return unreachable(what);
+        if (pq().PQstatus(conn.get()) != CONNECTION_OK) return unreachable(what);
       }
       if (first == First::yes && guarded && !owner) {
         if (auto st = take_database(what); !st) {
-          if (may_reset && PQstatus(conn.get()) == CONNECTION_BAD) continue;
+          if (may_reset && pq().PQstatus(conn.get()) == CONNECTION_BAD) continue;
           return st.error();
         }
       }
       PgResult r = send(sql.c_str(), p);
       if (ok(r.get())) return r;
-      if (may_reset && PQstatus(conn.get()) == CONNECTION_BAD) continue;
+      if (may_reset && pq().PQstatus(conn.get()) == CONNECTION_BAD) continue;
       return fail(r.get(), what);
     }
   }
@@ -416,7 +415,7 @@ struct PostgresStore::Impl {
     if (st) {
       if (auto commit = exec("COMMIT", {}, what); !commit) st = commit.error();
     }
-    const auto tx = PQtransactionStatus(conn.get());
+    const auto tx = pq().PQtransactionStatus(conn.get());
     if (!st && (tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR)) (void)exec("ROLLBACK", {}, what);
     return st;
   }
@@ -435,13 +434,13 @@ struct PostgresStore::Impl {
     // come after them, win.
     const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
     const char* values[] = {"10", "mcp-orchestrator", url.c_str(), nullptr};
-    conn.reset(PQconnectdbParams(keywords, values, 1));
+    conn.reset(pq().PQconnectdbParams(keywords, values, 1));
     if (!conn) return make_error(ErrorCode::Internal, "store: cannot connect to " + where() + ": out of memory");
-    if (PQstatus(conn.get()) != CONNECTION_OK) {
+    if (pq().PQstatus(conn.get()) != CONNECTION_OK) {
       return make_error(ErrorCode::Unavailable,
-                        "store: cannot connect to " + where() + ": " + clean(PQerrorMessage(conn.get())));
+                        "store: cannot connect to " + where() + ": " + clean(pq().PQerrorMessage(conn.get())));
     }
-    PQsetNoticeProcessor(conn.get(), drop_notice, nullptr);
+    pq().PQsetNoticeProcessor(conn.get(), drop_notice, nullptr);
     return {};
   }
 
@@ -480,6 +479,7 @@ PostgresStore::PostgresStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 PostgresStore::~PostgresStore() = default;
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::open(const std::string& url) {
+  if (auto lib = load_libpq(); !lib) return lib.error();
   auto target = parse_target(url);
   if (!target) return target.error();
   auto impl = std::make_unique<Impl>();
@@ -525,7 +525,7 @@ Status PostgresStore::update(const TaskRecord& task, TaskStatus from) {
     }
     auto r = im.exec(kUpdateTask, p, what);
     if (!r) return r.error();
-    if (std::string_view(PQcmdTuples(r->get())) == "0") {
+    if (std::string_view(pq().PQcmdTuples(r->get())) == "0") {
       return make_error(ErrorCode::NotFound, "store: " + what + " failed: no such task");
     }
     return im.add_transition(task.id, to_string(from), task, store_row::transition_at_ms(task), what);
@@ -544,7 +544,7 @@ Status PostgresStore::update_progress(const TaskRecord& task) {
       .integer(static_cast<std::int64_t>(task.stderr_bytes));
   auto r = im.exec(kUpdateProgress, p, what, Impl::First::yes);
   if (!r) return r.error();
-  if (std::string_view(PQcmdTuples(r->get())) == "0") {
+  if (std::string_view(pq().PQcmdTuples(r->get())) == "0") {
     return make_error(ErrorCode::NotFound, "store: " + what + " failed: no such task");
   }
   return {};
@@ -556,7 +556,7 @@ Result<std::vector<TaskRecord>> PostgresStore::load_all() {
   auto r = im.exec(kSelectTasks, {}, "load tasks", Impl::First::yes);
   if (!r) return r.error();
   std::vector<TaskRecord> tasks;
-  const int rows = PQntuples(r->get());
+  const int rows = pq().PQntuples(r->get());
   tasks.reserve(static_cast<std::size_t>(rows));
   for (int i = 0; i < rows; ++i) {
     auto task = store_row::decode_task(Row(r->get(), i));
@@ -574,7 +574,7 @@ Result<std::optional<TaskId>> PostgresStore::find_by_idempotency_key(const std::
   p.text(key);
   auto r = im.exec(kSelectByKey, p, "look up idempotency key", Impl::First::yes);
   if (!r) return r.error();
-  if (PQntuples(r->get()) == 0) return std::optional<TaskId>();
+  if (pq().PQntuples(r->get()) == 0) return std::optional<TaskId>();
   return std::optional<TaskId>(Row(r->get(), 0).column_text(0));
 }
 
@@ -610,7 +610,7 @@ Result<std::vector<Store::Transition>> PostgresStore::transitions(const TaskId& 
   auto r = im.exec(kSelectTransitions, p, "read transitions of task " + id, Impl::First::yes);
   if (!r) return r.error();
   std::vector<Transition> out;
-  for (int i = 0, n = PQntuples(r->get()); i < n; ++i) {
+  for (int i = 0, n = pq().PQntuples(r->get()); i < n; ++i) {
     Row row(r->get(), i);
     out.push_back({row.column_text(0), row.column_text(1), row.column_text(2), row.column_text(3), row.column_int(4)});
   }

@@ -1,7 +1,8 @@
-// PostgresStore: the store in a PostgreSQL database (libpq), so that several
-// servers can share one (SPEC §4 Store, docs/STORE.md, PostgreSQL). Same
-// tables and columns as SqliteStore (TEXT and BIGINT; JSON kept as TEXT),
-// with its own numbered migrations recorded in a `schema_version` table.
+// PostgresStore: the store in a PostgreSQL database, so that several servers
+// can share one (SPEC §4 Store, docs/STORE.md, PostgreSQL), on libpq loaded
+// when the first one is opened (engine/libpq.h). Same tables and columns as
+// SqliteStore (TEXT and BIGINT; JSON kept as TEXT), with its own numbered
+// migrations recorded in a `schema_version` table.
 //
 // Migrations run in one transaction under a transaction-scoped advisory lock,
 // so servers starting at the same moment apply each step exactly once.
