@@ -257,6 +257,14 @@ std::string url_password(const std::string& url) {
   return authority.substr(colon + 1, at - colon - 1);
 }
 
+// Every occurrence of a password in a message becomes "***".
+void scrub(std::string& text, const std::string& password) {
+  if (password.empty()) return;
+  for (auto at = text.find(password); at != std::string::npos; at = text.find(password, at + 3)) {
+    text.replace(at, password.size(), "***");
+  }
+}
+
 // What a URL names, for messages: from libpq's own parse of it.
 struct Target {
   std::string user, host, port, dbname, password;
@@ -268,10 +276,7 @@ Result<Target> parse_target(const std::string& url) {
   if (!options) {
     std::string why = err ? err : "out of memory";
     pq().PQfreemem(err);
-    const std::string pw = url_password(url);
-    if (!pw.empty()) {
-      for (auto at = why.find(pw); at != std::string::npos; at = why.find(pw, at)) why.replace(at, pw.size(), "***");
-    }
+    scrub(why, url_password(url));
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
     return make_error(ErrorCode::InvalidArgument,
                       "store: bad PostgreSQL URL " + redact_postgres_url(url) + ": " + why);
@@ -319,12 +324,8 @@ struct PostgresStore::Impl {
 
   // libpq's message on one line, without the password.
   std::string clean(std::string message) const {
-    for (const std::string& pw : {target.password, secret}) {
-      if (pw.empty()) continue;
-      for (auto at = message.find(pw); at != std::string::npos; at = message.find(pw, at)) {
-        message.replace(at, pw.size(), "***");
-      }
-    }
+    scrub(message, target.password);
+    scrub(message, secret);
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
     // libpq's hints follow a newline and a tab.
     std::string line;

@@ -149,6 +149,15 @@ TEST(PostgresStoreStart, AnUnreachableServerIsUnavailableNamingHostAndPortNotThe
   EXPECT_EQ(m.find('\n'), std::string::npos) << "one line: " << m;
 }
 
+TEST(PostgresStoreStart, APasswordLikeTheMaskIsScrubbedWithoutLoopingForever) {
+  const std::string port = std::to_string(closed_port());
+  for (const char* password : {"*", "**", "***"}) {
+    auto s = PostgresStore::open(std::string("postgresql://orch:") + password + "@127.0.0.1:" + port + "/tasks");
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("127.0.0.1:" + port), std::string::npos) << s.error().message;
+  }
+}
+
 TEST(PostgresStoreStart, ABadUrlIsRefusedWithoutThePassword) {
   auto s = PostgresStore::open("postgresql://orch:s3cret%zz@127.0.0.1/tasks");
   ASSERT_FALSE(s.ok());
