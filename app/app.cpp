@@ -448,8 +448,8 @@ int App::run() {
   monitor.start();
 
   auto stats = im.engine->stats();
-  spdlog::info("mcp-orchestrator {} serving MCP on {} (state {}, max {} concurrent tasks)", ORCH_VERSION,
-               stdio_on && http ? "stdio and HTTP" : (http ? "HTTP" : "stdio"), stats.state_dir,
+  spdlog::info("mcp-orchestrator {} serving MCP on {} (state {}, store {}, max {} concurrent tasks)", ORCH_VERSION,
+               stdio_on && http ? "stdio and HTTP" : (http ? "HTTP" : "stdio"), stats.state_dir, stats.store,
                stats.max_concurrent);
   std::unique_ptr<mcp::Session> session;
   if (stdio_on) {

@@ -133,6 +133,7 @@ struct EngineStats {
   std::int64_t spawn_errors = 0;
   DurationHistogram durations;       // tasks that ran and ended, since this process started
   std::string state_dir;
+  std::string store;                 // the SQLite file or the PostgreSQL URL, without a password
   RestartInfo restarts;              // as set_restart_info() left it
   HealthView health;                 // as record_health() left it
 };

@@ -71,6 +71,7 @@ TEST_F(PostgresStore, TasksSurviveARestartOfTheServer) {
   EXPECT_FALSE(std::filesystem::exists(state_.path() / "state" / "tasks.db"));
 
   ServerProcess& second = server_on(db->url());
+  EXPECT_TRUE(second.wait_stderr_contains("store " + db->url())) << "the start-up line names the store";
   json task = second.task(done);
   EXPECT_EQ(task.value("status", ""), "completed");
   EXPECT_EQ(task.value("name", ""), "kept");
