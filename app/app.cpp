@@ -85,7 +85,7 @@ engine::EngineOptions engine_options(const Config& c, const engine::AllowList& a
                                      engine::Lifeline lifeline = {}) {
   engine::EngineOptions o;
   o.state_dir = state_dir;
-  o.store_file = c.store_file;
+  o.store = c.store;
   o.max_concurrent = c.max_concurrent;
   o.queue_size = c.queue_size;
   o.stream_cap_bytes = c.stream_cap_bytes;
@@ -117,7 +117,7 @@ Result<std::unique_ptr<engine::Engine>> open_engine(Config& config, bool state_d
   }
   auto first = engine::Engine::open(engine_options(config, allow, config.state_dir));
   if (first || first.error().code != ErrorCode::Unavailable || state_dir_explicit ||
-      !config.store_file.empty()) {
+      !config.store.empty()) {
     return first;
   }
   for (int slot = 2; slot <= kStateSlots; ++slot) {
@@ -448,8 +448,8 @@ int App::run() {
   monitor.start();
 
   auto stats = im.engine->stats();
-  spdlog::info("mcp-orchestrator {} serving MCP on {} (state {}, max {} concurrent tasks)", ORCH_VERSION,
-               stdio_on && http ? "stdio and HTTP" : (http ? "HTTP" : "stdio"), stats.state_dir,
+  spdlog::info("mcp-orchestrator {} serving MCP on {} (state {}, store {}, max {} concurrent tasks)", ORCH_VERSION,
+               stdio_on && http ? "stdio and HTTP" : (http ? "HTTP" : "stdio"), stats.state_dir, stats.store,
                stats.max_concurrent);
   std::unique_ptr<mcp::Session> session;
   if (stdio_on) {

@@ -74,7 +74,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   cli.add_flag("--no-auth", no_auth, "HTTP without the bearer token (only on a loopback address)");
   cli.add_option("--config", config_path, "JSON config file (profiles, limits, security)");
   cli.add_option("--state-dir", state_dir, "Directory for the task store, output spool and logs");
-  cli.add_option("--store", store, "Task store: a SQLite file (path or sqlite://path; default <state-dir>/tasks.db)");
+  cli.add_option("--store", store, "Task store: a SQLite file (path or sqlite://path; default <state-dir>/tasks.db) or a postgresql:// URL");
   cli.add_option("--max-concurrent", max_concurrent, "Task processes running at once")
       ->check(CLI::Range(1, 4096));
   cli.add_option("--max-rss-mb", max_rss_mb, "The server's own memory limit: above it the health check restarts the server in place (0: none)")
@@ -124,20 +124,13 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   if (auto st = load_config_file(path, explicit_config, config); !st) {
     return usage_error("bad config: " + st.error().message);
   }
-  if (!store.empty()) {
-    if (store.rfind("postgresql://", 0) == 0 || store.rfind("postgres://", 0) == 0) {
-      return usage_error("--store: PostgreSQL stores are not part of this version; use a SQLite file");
-    }
-  }
   if (!state_dir.empty()) {
     config.state_dir = state_dir;
     cl.state_dir_explicit = true;
   } else {
     config.state_dir = default_state_dir();
   }
-  if (!store.empty()) {
-    config.store_file = store.rfind("sqlite://", 0) == 0 ? store.substr(9) : store;
-  }
+  if (!store.empty()) config.store = store;
   if (max_concurrent > 0) config.max_concurrent = max_concurrent;
   if (max_rss_mb >= 0) config.max_rss_mb = max_rss_mb;
   if (!log_level.empty()) config.log_level = log_level;

@@ -88,7 +88,7 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
   }
   if (!root.is_object()) return r.error("$", "the config must be a JSON object");
   if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "recovery", "profiles",
-                                          "security"}); !st) {
+                                          "security", "store"}); !st) {
     return st;
   }
   Config next = config;
@@ -149,6 +149,10 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
       next.adopt_orphans = *o == "adopt";
     }
   }
+  if (auto it = root.find("store"); it != root.end()) {
+    if (!it->is_string()) return r.error("store", "must be a string: a SQLite file or a postgresql:// URL");
+    next.store = it->get<std::string>();
+  }
   if (auto it = root.find("profiles"); it != root.end()) {
     if (auto st = parse_profiles(*it, origin + ": ", next.profiles); !st) return st;
   }
@@ -177,6 +181,7 @@ std::string config_file_text(const Config& config) {
                    {"restartLimit", config.restart_limit},
                    {"restartWindowSec", config.restart_window_sec}};
   out["recovery"] = {{"orphans", config.adopt_orphans ? "adopt" : "kill"}};
+  out["store"] = config.store;
   return out.dump(2) + "\n";
 }
 

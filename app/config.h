@@ -47,7 +47,9 @@ struct Config {
   int http_header_timeout_sec = 10;       // a request's head must arrive within this (slowloris)
   // where
   std::filesystem::path state_dir;
-  std::filesystem::path store_file;       // empty: <state_dir>/tasks.db
+  // The task store: a SQLite file (path or sqlite://path) or a postgresql://
+  // URL (docs/STORE.md). Empty: <state_dir>/tasks.db.
+  std::string store;
   std::string log_level = "info";
   // profiles and allow lists (SPEC §5, §7)
   std::vector<engine::Profile> profiles;

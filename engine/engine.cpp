@@ -100,6 +100,7 @@ struct Engine::Impl {
   Clock* clock;
   UniqueFd dir_lock;
   std::unique_ptr<Store> store;
+  std::string store_location;  // Store::location(), kept for stats after a restart closes the store
   Spool spool;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ProcessRunner> runner;
@@ -576,14 +577,14 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   ::chmod(options.state_dir.c_str(), 0700);
   auto lock = lock_state_dir(options.state_dir);
   if (!lock) return lock.error();
-  auto store = Store::open(options.store_file.empty() ? options.state_dir / "tasks.db"
-                                                      : options.store_file);
+  auto store = open_store(options.store.empty() ? (options.state_dir / "tasks.db").string() : options.store);
   if (!store) return store.error();
   auto stored = (*store)->load_all();
   if (!stored) return stored.error();
 
   auto impl = std::make_unique<Impl>(std::move(options), std::move(*store), std::move(*lock));
   Impl& im = *impl;
+  im.store_location = im.store->location();
   im.started_at_ms = im.now_ms();
   // The runner first: settling the tasks that were running may adopt their processes.
   ProcessRunner::Options ropts;
@@ -885,6 +886,7 @@ EngineStats Engine::stats() const {
     s.durations = im.durations;
   }
   s.state_dir = im.opts.state_dir.string();
+  s.store = im.store_location;
   {
     std::lock_guard lock(im.mu);
     s.restarts = im.restart_info;

@@ -36,7 +36,9 @@ class WorkerPool;
 
 struct EngineOptions {
   std::filesystem::path state_dir;              // holds tasks.db, spool/ and the lock
-  std::filesystem::path store_file;             // empty: <state_dir>/tasks.db
+  // The store (engine/store.h, open_store): a SQLite file, or a
+  // postgresql:// URL. Empty: <state_dir>/tasks.db.
+  std::string store;
   int max_concurrent = 8;                       // task processes running at once
   std::size_t queue_size = 10000;               // tasks not yet running (queued + waiting)
   std::uint64_t stream_cap_bytes = kDefaultStreamCapBytes;
@@ -131,6 +133,7 @@ struct EngineStats {
   std::int64_t spawn_errors = 0;
   DurationHistogram durations;       // tasks that ran and ended, since this process started
   std::string state_dir;
+  std::string store;                 // the SQLite file or the PostgreSQL URL, without a password
   RestartInfo restarts;              // as set_restart_info() left it
   HealthView health;                 // as record_health() left it
 };

@@ -60,6 +60,18 @@ TEST(Config, RecoveryOrphansIsAdoptOrKillAndNothingElse) {
   }
 }
 
+TEST(Config, StoreIsAFileOrAUrlAndEmptyByDefault) {
+  Config c;
+  EXPECT_EQ(c.store, "") << "empty: <state-dir>/tasks.db";
+  ASSERT_TRUE(parse_config_text(R"({"store":"postgresql://orch@127.0.0.1:5432/tasks"})", "f", c).ok());
+  EXPECT_EQ(c.store, "postgresql://orch@127.0.0.1:5432/tasks");
+  Config d;
+  auto st = parse_config_text(R"({"store":{"url":"x"}})", "f", d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("store"), std::string::npos) << st.error().message;
+  EXPECT_EQ(d.store, "") << "nothing applied from a bad file";
+}
+
 TEST(Config, RefusesUnknownKeysOutOfRangeValuesAndBadJson) {
   Config c;
   EXPECT_FALSE(parse_config_text(R"({"limitz":{}})", "f", c).ok());

@@ -1,143 +1,71 @@
+// The store contract (engine/store.h), run against both backends: a real
+// SQLite file and a fresh database on the test PostgreSQL
+// (ORCH_TEST_POSTGRES_URL; tests/support/postgres_db.h). What only one
+// backend does is in sqlite_store_test.cpp and postgres_store_test.cpp.
 #include "engine/store.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <atomic>
-#include <fstream>
-#include <iterator>
 #include <set>
 #include <thread>
 
+#include "tests/support/postgres_db.h"
+#include "tests/support/store_tasks.h"
 #include "tests/support/temp_dir.h"
 
 namespace orch::engine {
 namespace {
 
 namespace fs = std::filesystem;
+using test::expect_same;
+using test::full_task;
+using test::kT0;
+using test::make_task;
 
-constexpr std::int64_t kT0 = 1'800'000'000'000;  // a fixed "now" in Unix ms
+enum class Backend { Sqlite, Postgres };
 
-// A second, independent connection: what another process would see.
-class RawDb {
- public:
-  explicit RawDb(const fs::path& file) {
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    EXPECT_EQ(sqlite3_open_v2(file.c_str(), &db_, flags, nullptr), SQLITE_OK);
-  }
-  ~RawDb() { sqlite3_close_v2(db_); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-
-  void exec(const std::string& sql) {
-    char* err = nullptr;
-    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
-        << (err ? err : "");
-    sqlite3_free(err);
-  }
-  // The first column of the first row, as text ("" when there is no row).
-  std::string text(const std::string& sql) {
+// The first column of the first row of a query on the SQLite file, through
+// a connection of the test's own.
+std::string sqlite_text(const fs::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::string out;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(db_);
-    std::string out;
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-      out = p ? p : "";
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
+      if (sqlite3_step(stmt) == SQLITE_ROW) {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+        out = p ? p : "";
+      } else if (sqlite3_errcode(db) != SQLITE_DONE && sqlite3_errcode(db) != SQLITE_OK) {
+        ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
+      }
+    } else {
+      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
     }
     sqlite3_finalize(stmt);
-    return out;
+  } else {
+    ADD_FAILURE() << "cannot open " << file;
+  }
+  sqlite3_close_v2(db);
+  return out;
+}
+
+class StoreContract : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::Postgres) {
+      pg = test::PostgresDb::create();
+      if (!pg && !HasFailure()) GTEST_SKIP() << test::kNoTestPostgres;
+      ASSERT_TRUE(pg) << "the test PostgreSQL gave no database";
+      spec = pg->url();
+    } else {
+      spec = file.string();
+    }
   }
 
- private:
-  sqlite3* db_ = nullptr;
-};
-
-std::string read_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& file, const std::string& bytes) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-TaskRecord make_task(std::int64_t seq, std::string id = {}) {
-  TaskRecord t;
-  t.id = id.empty() ? new_task_id() : std::move(id);
-  t.seq = seq;
-  t.spec.command = "echo " + std::to_string(seq);
-  t.submitted_at_ms = kT0 + seq;
-  return t;
-}
-
-// Every field set to something other than its default.
-TaskRecord full_task() {
-  TaskRecord t;
-  t.id = new_task_id();
-  t.seq = 42;
-  t.spec.kind = TaskKind::Argv;
-  t.spec.argv = {"/bin/printf", "%s\\n", "a b", "ünïcødé"};
-  t.spec.name = "build";
-  t.spec.tags = {"ci", "nightly"};
-  t.spec.cwd = "work/dir";
-  t.spec.env = {{"A", "1"}, {"EMPTY", ""}, {"QUOTE", "it's \"quoted\""}};
-  t.spec.stdin_data = std::string("line 1\nline 2\0tail", 18);
-  t.spec.priority = 9;
-  t.spec.timeout_ms = 90'000;
-  t.spec.depends_on = {"tdep1", "tdep2"};
-  t.spec.retry = {3, Backoff::Fixed, 250, 4000};
-  t.spec.idempotency_key = "key-1";
-  t.spec.run_at_ms = kT0 + 5000;
-  t.status = TaskStatus::Failed;
-  t.reason = EndReason::Signal;
-  t.message = "killed by signal 9";
-  t.progress = Progress{3, 10, "step 3"};
-  t.attempt = 2;
-  t.exit_code = -1;
-  t.signal = 9;
-  t.pid = 12345;
-  t.peak_rss_kb = 65536;
-  t.submitted_at_ms = kT0;
-  t.started_at_ms = kT0 + 6000;
-  t.finished_at_ms = kT0 + 7000;
-  t.not_before_ms = kT0 + 5000;
-  t.stdout_bytes = 5'000'000'000ULL;  // past 32 bits
-  t.stderr_bytes = 17;
-  return t;
-}
-
-void expect_same(const TaskRecord& a, const TaskRecord& b) {
-  EXPECT_EQ(a.id, b.id);
-  EXPECT_EQ(a.seq, b.seq);
-  EXPECT_EQ(spec_to_storage_json(a.spec), spec_to_storage_json(b.spec));
-  EXPECT_EQ(a.spec.stdin_data, b.spec.stdin_data);
-  EXPECT_EQ(a.status, b.status);
-  EXPECT_EQ(a.reason, b.reason);
-  EXPECT_EQ(a.message, b.message);
-  EXPECT_EQ(a.progress, b.progress);
-  EXPECT_EQ(a.attempt, b.attempt);
-  EXPECT_EQ(a.exit_code, b.exit_code);
-  EXPECT_EQ(a.signal, b.signal);
-  EXPECT_EQ(a.pid, b.pid);
-  EXPECT_EQ(a.peak_rss_kb, b.peak_rss_kb);
-  EXPECT_EQ(a.submitted_at_ms, b.submitted_at_ms);
-  EXPECT_EQ(a.started_at_ms, b.started_at_ms);
-  EXPECT_EQ(a.finished_at_ms, b.finished_at_ms);
-  EXPECT_EQ(a.not_before_ms, b.not_before_ms);
-  EXPECT_EQ(a.stdout_bytes, b.stdout_bytes);
-  EXPECT_EQ(a.stderr_bytes, b.stderr_bytes);
-}
-
-class StoreTest : public ::testing::Test {
- protected:
-  test::TempDir dir;
-  fs::path file = dir.path() / "state" / "tasks.db";  // the parent does not exist yet
-
   std::unique_ptr<Store> open() {
-    auto s = Store::open(file);
+    auto s = open_store(spec);
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
     return s.ok() ? std::move(*s) : nullptr;
   }
@@ -146,9 +74,27 @@ class StoreTest : public ::testing::Test {
     EXPECT_TRUE(all.ok()) << (all.ok() ? "" : all.error().message);
     return all.ok() ? std::move(*all) : std::vector<TaskRecord>{};
   }
+  // SQL on the store's tables, from outside the store: what another process sees.
+  std::string raw_text(const std::string& sql) {
+    return GetParam() == Backend::Postgres ? pg->text(sql) : sqlite_text(file, sql);
+  }
+  void raw_exec(const std::string& sql) {
+    if (GetParam() == Backend::Postgres) pg->exec(sql);
+    else sqlite_text(file, sql);
+  }
+
+  test::TempDir dir;
+  fs::path file = dir.path() / "state" / "tasks.db";  // the parent does not exist yet
+  std::unique_ptr<test::PostgresDb> pg;  // the PostgreSQL case only
+  std::string spec;
 };
 
-TEST_F(StoreTest, RoundTripsEveryFieldAcrossAReopen) {
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values(Backend::Sqlite, Backend::Postgres),
+                         [](const ::testing::TestParamInfo<Backend>& p) {
+                           return p.param == Backend::Sqlite ? "SQLite" : "PostgreSQL";
+                         });
+
+TEST_P(StoreContract, RoundTripsEveryFieldAcrossAReopen) {
   const TaskRecord original = full_task();
   TaskRecord plain = make_task(43);  // optional fields unset, reason none, no progress
   {
@@ -170,27 +116,29 @@ TEST_F(StoreTest, RoundTripsEveryFieldAcrossAReopen) {
   EXPECT_FALSE(all[1].spec.run_at_ms);
 }
 
-TEST_F(StoreTest, KeepsTheQueryableCopiesOfTheSpecInTheirColumns) {
+TEST_P(StoreContract, KeepsTheQueryableCopiesOfTheSpecInTheirColumns) {
   const TaskRecord t = full_task();
   auto s = open();
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->insert(t).ok());
-  RawDb raw(file);
   const std::string where = " FROM tasks WHERE id = '" + t.id + "'";
-  EXPECT_EQ(raw.text("SELECT name" + where), "build");
-  EXPECT_EQ(raw.text("SELECT tags" + where), R"(["ci","nightly"])");
-  EXPECT_EQ(raw.text("SELECT priority" + where), "9");
-  EXPECT_EQ(raw.text("SELECT idempotency_key" + where), "key-1");
-  EXPECT_EQ(raw.text("SELECT count(*) FROM tasks WHERE EXISTS "
-                     "(SELECT 1 FROM json_each(tags) WHERE value = 'ci')"),
+  EXPECT_EQ(raw_text("SELECT name" + where), "build");
+  EXPECT_EQ(raw_text("SELECT tags" + where), R"(["ci","nightly"])");
+  EXPECT_EQ(raw_text("SELECT priority" + where), "9");
+  EXPECT_EQ(raw_text("SELECT idempotency_key" + where), "key-1");
+  // The tags column is JSON each backend can search.
+  EXPECT_EQ(raw_text(GetParam() == Backend::Postgres
+                         ? "SELECT count(*) FROM tasks WHERE tags::jsonb ? 'ci'"
+                         : "SELECT count(*) FROM tasks WHERE EXISTS "
+                           "(SELECT 1 FROM json_each(tags) WHERE value = 'ci')"),
             "1");
   TaskRecord no_key = make_task(7);
   ASSERT_TRUE(s->insert(no_key).ok());
-  EXPECT_EQ(raw.text("SELECT idempotency_key IS NULL FROM tasks WHERE id = '" + no_key.id + "'"),
+  EXPECT_EQ(raw_text("SELECT count(*) FROM tasks WHERE idempotency_key IS NULL AND id = '" + no_key.id + "'"),
             "1");
 }
 
-TEST_F(StoreTest, UpdateWritesColumnsAndAppendsTransitionsInOrder) {
+TEST_P(StoreContract, UpdateWritesColumnsAndAppendsTransitionsInOrder) {
   auto s = open();
   ASSERT_TRUE(s);
   TaskRecord t = make_task(1);
@@ -232,7 +180,7 @@ TEST_F(StoreTest, UpdateWritesColumnsAndAppendsTransitionsInOrder) {
   EXPECT_EQ((*tr)[2].at_ms, kT0 + 900);
 }
 
-TEST_F(StoreTest, UpdateOfAnUnknownTaskIsNotFoundAndWritesNothing) {
+TEST_P(StoreContract, UpdateOfAnUnknownTaskIsNotFoundAndWritesNothing) {
   auto s = open();
   ASSERT_TRUE(s);
   TaskRecord t = make_task(1);
@@ -245,7 +193,7 @@ TEST_F(StoreTest, UpdateOfAnUnknownTaskIsNotFoundAndWritesNothing) {
   EXPECT_EQ(s->update_progress(t).error().code, ErrorCode::NotFound);
 }
 
-TEST_F(StoreTest, UpdateProgressWritesProgressAndCountersButNoTransition) {
+TEST_P(StoreContract, UpdateProgressWritesProgressAndCountersButNoTransition) {
   auto s = open();
   ASSERT_TRUE(s);
   TaskRecord t = make_task(1);
@@ -266,7 +214,7 @@ TEST_F(StoreTest, UpdateProgressWritesProgressAndCountersButNoTransition) {
   EXPECT_EQ(s->transitions(t.id)->size(), 1u);
 }
 
-TEST_F(StoreTest, LoadAllReturnsTasksInSeqOrder) {
+TEST_P(StoreContract, LoadAllReturnsTasksInSeqOrder) {
   auto s = open();
   ASSERT_TRUE(s);
   for (std::int64_t seq : {5, 1, 9, 3, 7}) ASSERT_TRUE(s->insert(make_task(seq)).ok());
@@ -275,7 +223,7 @@ TEST_F(StoreTest, LoadAllReturnsTasksInSeqOrder) {
   EXPECT_EQ(seqs, (std::vector<std::int64_t>{1, 3, 5, 7, 9}));
 }
 
-TEST_F(StoreTest, FindsByIdempotencyKeyAndRefusesADuplicateKey) {
+TEST_P(StoreContract, FindsByIdempotencyKeyAndRefusesADuplicateKey) {
   auto s = open();
   ASSERT_TRUE(s);
   TaskRecord a = make_task(1);
@@ -302,7 +250,7 @@ TEST_F(StoreTest, FindsByIdempotencyKeyAndRefusesADuplicateKey) {
   ASSERT_TRUE(s->insert(make_task(4)).ok());
 }
 
-TEST_F(StoreTest, RefusesADuplicateIdOrSeqAndWritesNothing) {
+TEST_P(StoreContract, RefusesADuplicateIdOrSeqAndWritesNothing) {
   auto s = open();
   ASSERT_TRUE(s);
   TaskRecord a = make_task(1);
@@ -317,9 +265,11 @@ TEST_F(StoreTest, RefusesADuplicateIdOrSeqAndWritesNothing) {
   EXPECT_EQ(s->insert(same_seq).error().code, ErrorCode::Conflict);
   EXPECT_EQ(load(*s).size(), 1u);
   EXPECT_EQ(s->transitions(a.id)->size(), 1u);
+  // The store is still usable after a refused write.
+  ASSERT_TRUE(s->insert(make_task(2)).ok());
 }
 
-TEST_F(StoreTest, RemoveDeletesTasksAndTheirTransitions) {
+TEST_P(StoreContract, RemoveDeletesTasksAndTheirTransitions) {
   auto s = open();
   ASSERT_TRUE(s);
   TaskRecord a = make_task(1), b = make_task(2), c = make_task(3);
@@ -327,19 +277,18 @@ TEST_F(StoreTest, RemoveDeletesTasksAndTheirTransitions) {
   b.status = TaskStatus::Running;
   ASSERT_TRUE(s->update(b, TaskStatus::Queued).ok());
 
-  ASSERT_TRUE(s->remove({a.id, b.id, "tunknown"}).ok());
+  ASSERT_TRUE(s->remove({a.id, b.id, "tunknown", "t\"odd\\id"}).ok());
   auto all = load(*s);
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].id, c.id);
   EXPECT_TRUE(s->transitions(a.id)->empty());
   EXPECT_TRUE(s->transitions(b.id)->empty());
   EXPECT_EQ(s->transitions(c.id)->size(), 1u);
-  RawDb raw(file);
-  EXPECT_EQ(raw.text("SELECT count(*) FROM transitions"), "1");
+  EXPECT_EQ(raw_text("SELECT count(*) FROM transitions"), "1");
   EXPECT_TRUE(s->remove({}).ok());
 }
 
-TEST_F(StoreTest, MaxSeqIsZeroWhenEmptyThenTheHighestStored) {
+TEST_P(StoreContract, MaxSeqIsZeroWhenEmptyThenTheHighestStored) {
   auto s = open();
   ASSERT_TRUE(s);
   EXPECT_EQ(*s->max_seq(), 0);
@@ -350,41 +299,7 @@ TEST_F(StoreTest, MaxSeqIsZeroWhenEmptyThenTheHighestStored) {
   EXPECT_TRUE(s->probe().ok());
 }
 
-TEST_F(StoreTest, TheFileIsInWalModeAtTheCurrentSchemaVersion) {
-  auto s = open();
-  ASSERT_TRUE(s);
-  EXPECT_EQ(s->file(), file);
-  RawDb raw(file);
-  EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "1");
-}
-
-TEST_F(StoreTest, CommittedWritesSurviveAStoreThatIsNeverClosed) {
-  auto s = open();
-  ASSERT_TRUE(s);
-  TaskRecord t = make_task(1);
-  ASSERT_TRUE(s->insert(t).ok());
-  t.status = TaskStatus::Running;
-  t.started_at_ms = kT0 + 1;
-  ASSERT_TRUE(s->update(t, TaskStatus::Queued).ok());
-
-  // What a kill -9 leaves: the files as they are on disk right now, with the
-  // last commits still only in the WAL. Copy them while the store is open.
-  const fs::path copy = dir.path() / "copy" / "tasks.db";
-  fs::create_directories(copy.parent_path());
-  ASSERT_TRUE(fs::exists(file.string() + "-wal"));
-  fs::copy_file(file, copy);
-  fs::copy_file(file.string() + "-wal", copy.string() + "-wal");
-
-  auto reopened = Store::open(copy);
-  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
-  auto all = load(**reopened);
-  ASSERT_EQ(all.size(), 1u);
-  expect_same(all[0], t);
-  EXPECT_EQ((*reopened)->transitions(t.id)->size(), 2u);
-}
-
-TEST_F(StoreTest, ReopeningKeepsDataAndContinuesTheSequence) {
+TEST_P(StoreContract, ReopeningKeepsDataAndContinuesTheSequence) {
   {
     auto s = open();
     ASSERT_TRUE(s);
@@ -398,102 +313,27 @@ TEST_F(StoreTest, ReopeningKeepsDataAndContinuesTheSequence) {
   EXPECT_EQ(load(*s).size(), 4u);
 }
 
-// A refusal names the file, says what is wrong and what to do, and leaves
-// the file exactly as it was.
-void expect_refused_untouched(const fs::path& file, const std::string& bytes) {
-  auto s = Store::open(file);
-  ASSERT_FALSE(s.ok());
-  const std::string& m = s.error().message;
-  EXPECT_NE(m.find(file.string()), std::string::npos) << m;
-  EXPECT_NE(m.find("corrupt"), std::string::npos) << m;
-  EXPECT_NE(m.find("move"), std::string::npos) << m;
-  EXPECT_TRUE(read_bytes(file) == bytes) << "the refused file was changed";
-}
-
-// SQLite would take an empty file for a new database; the store writes its
-// header on the first open, so an existing empty file was truncated.
-TEST_F(StoreTest, AnEmptyExistingFileIsRefusedNotTakenForANewStore) {
-  fs::create_directories(file.parent_path());
-  write_bytes(file, "");
-  expect_refused_untouched(file, "");
-  EXPECT_NE(Store::open(file).error().message.find("empty (0 bytes)"), std::string::npos) << "it says why";
-}
-
-TEST_F(StoreTest, RefusesAFileThatIsNotADatabaseAndLeavesItUntouched) {
-  fs::create_directories(file.parent_path());
-  const std::string text = "this is not a database\n";
-  write_bytes(file, text);
-  expect_refused_untouched(file, text);
-
-  // The SQLite magic followed by garbage gets past the header check; SQLite
-  // itself must then refuse it.
-  std::string fake("SQLite format 3\0", 16);
-  fake += std::string(8192, '\xAB');
-  write_bytes(file, fake);
-  expect_refused_untouched(file, fake);
-}
-
-TEST_F(StoreTest, RefusesAFileWithADamagedPageAndLeavesItUntouched) {
-  {
-    auto s = open();
-    ASSERT_TRUE(s);
-    for (int i = 1; i <= 300; ++i) {
-      TaskRecord t = make_task(i);
-      t.spec.env["PAYLOAD"] = std::string(200, static_cast<char>('a' + i % 26));
-      ASSERT_TRUE(s->insert(t).ok());
-    }
-  }  // closed: the WAL is checkpointed into the file and removed
-  std::string bytes = read_bytes(file);
-  ASSERT_GT(bytes.size(), 8192u + 4096u);
-  std::fill_n(bytes.begin() + 8192, 4096, '\xFF');
-  write_bytes(file, bytes);
-  expect_refused_untouched(file, bytes);
-}
-
-TEST_F(StoreTest, RefusesASchemaNewerThanThisBuild) {
-  fs::create_directories(file.parent_path());
-  {
-    RawDb raw(file);
-    raw.exec("CREATE TABLE future (x); PRAGMA user_version = 999;");
-  }
-  const std::string bytes = read_bytes(file);
-  auto s = Store::open(file);
-  ASSERT_FALSE(s.ok());
-  const std::string& m = s.error().message;
-  EXPECT_NE(m.find("created by a newer mcp-orchestrator (schema 999, this build knows 1)"),
-            std::string::npos)
-      << m;
-  EXPECT_NE(m.find(file.string()), std::string::npos) << m;
-  EXPECT_TRUE(read_bytes(file) == bytes);
-}
-
-TEST_F(StoreTest, ARowThatCannotBeReadBackIsAnErrorNamingTheTask) {
+TEST_P(StoreContract, ARowThatCannotBeReadBackIsAnErrorNamingTheTask) {
   auto s = open();
   ASSERT_TRUE(s);
   TaskRecord t = make_task(1);
   ASSERT_TRUE(s->insert(t).ok());
-  {
-    RawDb raw(file);
-    raw.exec("UPDATE tasks SET status = 'exploded' WHERE id = '" + t.id + "'");
-  }
+  raw_exec("UPDATE tasks SET status = 'exploded' WHERE id = '" + t.id + "'");
   auto all = s->load_all();
   ASSERT_FALSE(all.ok());
   EXPECT_NE(all.error().message.find(t.id), std::string::npos) << all.error().message;
   EXPECT_NE(all.error().message.find("exploded"), std::string::npos) << all.error().message;
-  {
-    RawDb raw(file);
-    raw.exec("UPDATE tasks SET status = 'queued', spec = '{not json' WHERE id = '" + t.id + "'");
-  }
+  raw_exec("UPDATE tasks SET status = 'queued', spec = '{not json' WHERE id = '" + t.id + "'");
   all = s->load_all();
   ASSERT_FALSE(all.ok());
   EXPECT_NE(all.error().message.find(t.id), std::string::npos) << all.error().message;
 }
 
-TEST_F(StoreTest, ConcurrentWritersStayConsistent) {
+TEST_P(StoreContract, ConcurrentWritersStayConsistent) {
   auto s = open();
   ASSERT_TRUE(s);
   constexpr int kThreads = 4;
-  constexpr int kPerThread = 500;
+  constexpr int kPerThread = 250;
   std::atomic<int> failures{0};
   {
     std::vector<std::jthread> threads;
@@ -527,10 +367,29 @@ TEST_F(StoreTest, ConcurrentWritersStayConsistent) {
   }
   EXPECT_EQ(seqs.size(), all.size());
   EXPECT_EQ(*s->max_seq(), kThreads * kPerThread);
-  RawDb raw(file);
-  EXPECT_EQ(raw.text("SELECT count(*) FROM transitions"),
-            std::to_string(3 * kThreads * kPerThread));
-  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(raw_text("SELECT count(*) FROM transitions"), std::to_string(3 * kThreads * kPerThread));
+}
+
+TEST_P(StoreContract, TheSchemaIsAtVersionOne) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(raw_text(GetParam() == Backend::Postgres ? "SELECT max(version) FROM schema_version"
+                                                     : "PRAGMA user_version"),
+            "1");
+}
+
+TEST(OpenStore, ChoosesTheBackendByTheSpec) {
+  EXPECT_TRUE(is_postgres_url("postgresql://u@127.0.0.1:5432/db"));
+  EXPECT_TRUE(is_postgres_url("postgres://u@127.0.0.1/db"));
+  EXPECT_FALSE(is_postgres_url("sqlite:///tmp/x.db"));
+  EXPECT_FALSE(is_postgres_url("postgresql.db"));
+
+  test::TempDir dir;
+  const fs::path file = dir.path() / "by-url.db";
+  auto s = open_store("sqlite://" + file.string());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ((*s)->location(), file.string());
+  EXPECT_TRUE(fs::exists(file)) << "sqlite:// names a SQLite file";
 }
 
 }  // namespace
