@@ -33,6 +33,9 @@ void ResourceSubscriptions::remove(const std::string& uri, const std::shared_ptr
 }
 
 void ResourceSubscriptions::updated(const std::string& uri) {
+  // Outlets are asked whether they are open, and sent to, outside mu_: a
+  // listen stream's outlet sends under its listener's lock, and that listener
+  // takes mu_ while it subscribes (lock order: listener, then mu_).
   std::vector<std::shared_ptr<NotificationOutlet>> targets;
   {
     std::lock_guard lock(mu_);
@@ -41,7 +44,7 @@ void ResourceSubscriptions::updated(const std::string& uri) {
     auto& list = it->second;
     for (auto w = list.begin(); w != list.end();) {
       auto o = w->lock();
-      if (!o || !o->open()) {
+      if (!o) {
         w = list.erase(w);
         continue;
       }
@@ -51,7 +54,9 @@ void ResourceSubscriptions::updated(const std::string& uri) {
     if (list.empty()) by_uri_.erase(it);
   }
   const json message = notification_message("notifications/resources/updated", {{"uri", uri}});
-  for (auto& o : targets) o->send(message);
+  for (auto& o : targets) {
+    if (!o->send(message) && !o->open()) remove(uri, o);
+  }
 }
 
 std::size_t ResourceSubscriptions::count(const std::string& uri) const {
