@@ -144,24 +144,36 @@ struct ProcessPool::Impl {
   }
 
   // Kills the worker's group and reaps it; fills exit code/signal.
-  static void kill_and_reap(Worker& w, PoolOutcome* outcome, int sig = SIGKILL) {
+  void kill_and_reap(Worker& w, PoolOutcome* outcome, int sig = SIGKILL) {
     if (w.pid <= 0) return;
     ::kill(-w.pid, sig);
     reap(w, outcome);
   }
 
-  static void reap(Worker& w, PoolOutcome* outcome) {
-    int status = 0;
-    pid_t r;
+  // Only this worker's thread writes w.pid; others read it under mu to
+  // signal the group. It is cleared under mu while the worker is still an
+  // unreaped zombie, so no signal can reach a process that reused its pid.
+  void reap(Worker& w, PoolOutcome* outcome) {
+    siginfo_t info{};
+    int r;
     do {
-      r = ::waitpid(w.pid, &status, 0);
+      r = ::waitid(P_PID, static_cast<id_t>(w.pid), &info, WEXITED | WNOWAIT);
     } while (r < 0 && errno == EINTR);
     ::kill(-w.pid, SIGKILL);  // anything it left in its group
-    if (r == w.pid && outcome) {
+    const pid_t pid = w.pid;
+    {
+      std::lock_guard lock(mu);
+      w.pid = 0;
+    }
+    int status = 0;
+    pid_t reaped;
+    do {
+      reaped = ::waitpid(pid, &status, 0);
+    } while (reaped < 0 && errno == EINTR);
+    if (reaped == pid && outcome) {
       if (WIFEXITED(status)) outcome->exit_code = WEXITSTATUS(status);
       if (WIFSIGNALED(status)) outcome->signal = WTERMSIG(status);
     }
-    w.pid = 0;
   }
 
   // Closes stdin (the protocol's "please exit"), waits briefly for stdout's
