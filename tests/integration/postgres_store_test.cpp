@@ -3,11 +3,7 @@
 // restart, and a store that cannot be reached stops the start with a message
 // naming host:port but never the password. Each test gets a fresh database
 // on the test PostgreSQL (ORCH_TEST_POSTGRES_URL, started by scripts/test).
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <filesystem>
 
@@ -90,18 +86,6 @@ TEST_F(PostgresStore, TasksSurviveARestartOfTheServer) {
   json listed = structured(second.call_tool("listTasks"));
   EXPECT_EQ(listed["tasks"].size(), 5u) << listed.dump();
   stop_cleanly(second);
-}
-
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);  // nothing listens there now
-  return ntohs(a.sin_port);
 }
 
 TEST_F(PostgresStore, AnUnreachableStoreStopsTheStartNamingHostAndPortNotThePassword) {

@@ -1,7 +1,11 @@
 #include "tests/support/postgres_db.h"
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <random>
@@ -81,5 +85,17 @@ PostgresDb::~PostgresDb() { run(admin_url_, "DROP DATABASE IF EXISTS " + name_ +
 void PostgresDb::exec(const std::string& sql) { run(url_, sql); }
 
 std::string PostgresDb::text(const std::string& sql) { return run(url_, sql); }
+
+int closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 }  // namespace orch::test

@@ -43,6 +43,10 @@ class PostgresDb {
   std::string name_;
 };
 
+// A loopback port nothing listens on (bound, read back and closed): where a
+// store URL points to test an unreachable server.
+int closed_port();
+
 // A URL whose path names `database` instead of the one in `url`.
 std::string with_database(const std::string& url, const std::string& database);
 

@@ -5,11 +5,7 @@
 // fresh database on the test PostgreSQL (ORCH_TEST_POSTGRES_URL).
 #include "engine/postgres_store.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <thread>
 #include <vector>
@@ -20,6 +16,7 @@
 namespace orch::engine {
 namespace {
 
+using test::closed_port;
 using test::make_task;
 
 class PostgresStoreTest : public ::testing::Test {
@@ -122,19 +119,6 @@ TEST_F(PostgresStoreTest, LocationNamesTheDatabaseWithoutThePassword) {
   EXPECT_EQ(redact_postgres_url("postgresql://orch:hunter2@db.example:5432/q"),
             "postgresql://orch:***@db.example:5432/q");
   EXPECT_EQ(redact_postgres_url("postgresql://orch@db.example/q"), "postgresql://orch@db.example/q");
-}
-
-// No server needed: these never get as far as a query.
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);  // nothing listens there now
-  return ntohs(a.sin_port);
 }
 
 TEST(PostgresStoreStart, AnUnreachableServerIsUnavailableNamingHostAndPortNotThePassword) {
