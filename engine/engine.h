@@ -26,6 +26,7 @@
 #include "engine/process_pool.h"
 #include "engine/process_runner.h"
 #include "engine/profile.h"
+#include "engine/shared_queue.h"
 #include "engine/spool.h"
 #include "engine/task.h"
 #include "engine/task_keeper.h"
@@ -33,6 +34,27 @@
 namespace orch::engine {
 
 class WorkerPool;
+
+// Several servers on one PostgreSQL store (docs/CLUSTER.md). Unused on SQLite.
+struct ClusterOptions {
+  // This server's name among the nodes; empty: <hostname>-<8 hex digits
+  // of the state directory's path>, stable across restarts, so a server
+  // that comes back takes back what it held.
+  std::string node_name;
+  // A node whose heartbeat is older than this is dead: the rescuer gives
+  // its tasks to the others.
+  std::chrono::milliseconds lease{30000};
+  // How often a node renews its lease and looks for work and cancels;
+  // also how often the rescuer runs.
+  std::chrono::milliseconds heartbeat{5000};
+  // Reads a window of the output, or the pool result, of a task another
+  // node ran, from that node (app/node_link.h). Unset: such reads are
+  // Unavailable.
+  std::function<Result<OutputWindow>(const NodeInfo& node, const TaskId& id, StreamKind stream,
+                                     const ReadRequest& req)>
+      fetch_output;
+  std::function<Result<std::optional<std::string>>(const NodeInfo& node, const TaskId& id)> fetch_result;
+};
 
 struct EngineOptions {
   std::filesystem::path state_dir;              // holds tasks.db, spool/ and the lock
@@ -63,6 +85,7 @@ struct EngineOptions {
   // watched again instead of being treated as lost (see Engine::hand_over).
   std::vector<RunningProcess> handed_over;
   Lifeline inherited_lifeline;  // the keepers' lifeline of the previous image
+  ClusterOptions cluster;
 };
 
 // Restarts in place of this server, kept across them (the app hands them over).
@@ -136,6 +159,10 @@ struct EngineStats {
   std::string store;                 // the SQLite file or the PostgreSQL URL, without a password
   RestartInfo restarts;              // as set_restart_info() left it
   HealthView health;                 // as record_health() left it
+  // Several servers on one store: this one's name, and every node's row
+  // (empty on SQLite).
+  std::string node_name;
+  std::vector<NodeInfo> nodes;
 };
 
 // What the health watchdog reads (see engine/health.h).
@@ -214,6 +241,17 @@ class Engine {
   // `changed` is empty and the cursor unchanged).
   TaskChanges changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop,
                             OnDrain on_drain = OnDrain::Return) const;
+
+  // --- several servers on one store (docs/CLUSTER.md) -------------------------
+  // True when this engine shares its store with other nodes.
+  bool clustered() const;
+  // Where other nodes reach this one (its HTTP base URL and bearer token),
+  // once it serves HTTP; recorded with the next heartbeat.
+  void advertise(std::string url, std::string token);
+  // The output and pool result of a task that ran on this node, from its
+  // spool: what other nodes fetch (NotFound when it did not run here).
+  Result<OutputWindow> read_local_output(const TaskId& id, StreamKind stream, const ReadRequest& req) const;
+  Result<std::optional<std::string>> read_local_result(const TaskId& id) const;
 
   // A cheap read of the store, for /healthz: ok, or why not.
   Status probe_store() const;
