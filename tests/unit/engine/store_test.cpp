@@ -370,12 +370,12 @@ TEST_P(StoreContract, ConcurrentWritersStayConsistent) {
   EXPECT_EQ(raw_text("SELECT count(*) FROM transitions"), std::to_string(3 * kThreads * kPerThread));
 }
 
-TEST_P(StoreContract, TheSchemaIsAtVersionOne) {
+TEST_P(StoreContract, BothBackendsAreAtTheSameSchemaVersion) {
   auto s = open();
   ASSERT_TRUE(s);
   EXPECT_EQ(raw_text(GetParam() == Backend::Postgres ? "SELECT max(version) FROM schema_version"
                                                      : "PRAGMA user_version"),
-            "1");
+            "2");
 }
 
 TEST(OpenStore, ChoosesTheBackendByTheSpec) {
