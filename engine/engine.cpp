@@ -102,7 +102,9 @@ struct Engine::Impl {
   EngineOptions opts;
   Clock* clock;
   UniqueFd dir_lock;
-  std::unique_ptr<Store> store;
+  // Shared with the calls that use it without mu (cluster reads), so that
+  // hand_over() closing it cannot pull it from under them.
+  std::shared_ptr<Store> store;
   std::string store_location;  // Store::location(), kept for stats after a restart closes the store
   Spool spool;
   std::unique_ptr<WorkerPool> workers;
@@ -134,7 +136,7 @@ struct Engine::Impl {
   std::vector<TaskId> restop;           // Engine::open only: handed over while being cancelled
 
   // --- several servers on one store (docs/CLUSTER.md) ---
-  SharedQueue* queue = nullptr;         // the store's shared side; null on SQLite
+  SharedQueue* queue = nullptr;         // the store's shared side; null on SQLite. Fixed after open()
   std::string node_name;                // fixed after open()
   std::map<std::string, ProfileRules> profile_rules;  // fixed after open(): what claims keep across nodes
   std::string advertised_url;           // guarded by mu
@@ -199,7 +201,7 @@ struct Engine::Impl {
     changed.notify_all();
     wake_pending = true;
     wake.notify_one();
-    if (queue) queue->wake();  // a slot may be free, or a task new: claim
+    if (queue && store) queue->wake();  // a slot may be free, or a task new: claim
   }
 
   TaskView view_locked(const TaskRecord& t) const {
@@ -389,6 +391,25 @@ struct Engine::Impl {
     return view_locked(*t);
   }
 
+  // The store and its shared side for a call made without mu; null once a
+  // restart in place closed the store.
+  struct Shared {
+    std::shared_ptr<Store> store;
+    std::shared_ptr<SharedQueue> queue;
+    explicit operator bool() const { return queue != nullptr; }
+  };
+  Shared shared() const {
+    std::lock_guard lock(mu);
+    return shared_locked();
+  }
+  Shared shared_locked() const {
+    if (!queue || !store) return {};
+    return {store, std::shared_ptr<SharedQueue>(store, queue)};
+  }
+  static Error store_closed() {
+    return make_error(ErrorCode::Unavailable, "the store is closed for a restart in place; ask again in a moment");
+  }
+
   // The node a task's output lives on, by name.
   Result<NodeInfo> node_named(const std::string& name) {
     {
@@ -397,7 +418,9 @@ struct Engine::Impl {
         if (n.name == name) return n;
       }
     }
-    auto all = queue->nodes(opts.cluster.lease.count());
+    Shared sh = shared();
+    if (!sh) return store_closed();
+    auto all = sh.queue->nodes(opts.cluster.lease.count());
     if (!all) return all.error();
     for (const NodeInfo& n : *all) {
       if (n.name == name) return n;
@@ -913,25 +936,27 @@ Result<SubmitOutcome> Engine::submit_shared(TaskSpec spec) {
     out.deduplicated = true;
     return out;
   };
+  Impl::Shared sh = im.shared();
+  if (!sh) return Impl::store_closed();
   if (!spec.idempotency_key.empty()) {
-    auto existing = im.store->find_by_idempotency_key(spec.idempotency_key);
+    auto existing = sh.store->find_by_idempotency_key(spec.idempotency_key);
     if (!existing) return make_error(ErrorCode::Unavailable, existing.error().message);
     if (*existing) return deduplicated(**existing);
   }
   if (auto st = check_spec(spec); !st) return st.error();
-  auto seq = im.queue->next_seq();
+  auto seq = sh.queue->next_seq();
   if (!seq) return make_error(ErrorCode::Unavailable, "could not store the task, so it was not queued: " + seq.error().message);
   TaskRecord task;
   task.id = new_task_id();
   task.seq = *seq;
   task.spec = std::move(spec);
   task.submitted_at_ms = im.now_ms();
-  auto admitted = admit_shared(std::move(task), *im.queue, im.opts.queue_size, im.now_ms());
+  auto admitted = admit_shared(std::move(task), *sh.queue, im.opts.queue_size, im.now_ms());
   if (!admitted) return admitted.error();
-  if (auto st = im.store->insert(*admitted); !st) {
+  if (auto st = sh.store->insert(*admitted); !st) {
     // Two nodes given one key at the same moment: the other one's task is the answer.
     if (st.error().code == ErrorCode::Conflict && !admitted->spec.idempotency_key.empty()) {
-      auto existing = im.store->find_by_idempotency_key(admitted->spec.idempotency_key);
+      auto existing = sh.store->find_by_idempotency_key(admitted->spec.idempotency_key);
       if (existing && *existing) return deduplicated(**existing);
     }
     return make_error(ErrorCode::Unavailable, "could not store the task, so it was not queued: " + st.error().message);
@@ -952,8 +977,8 @@ Result<TaskView> Engine::get(const TaskId& id) const {
     std::lock_guard lock(im.mu);
     if (const TaskRecord* t = im.scheduler.find(id)) return im.view_locked(*t);
   }
-  if (im.queue) {
-    auto found = im.queue->find(id);
+  if (Impl::Shared sh = im.shared()) {
+    auto found = sh.queue->find(id);
     if (!found) return make_error(ErrorCode::Unavailable, found.error().message);
     if (*found) {
       TaskView v;
@@ -1030,7 +1055,9 @@ Result<ListPage> Engine::list(const ListFilter& filter, std::size_t limit,
   ListPage page;
   if (im.queue) {
     TaskQuery query{filter.status, filter.tag, filter.name_contains};
-    auto rows = im.queue->page(query, before, limit + 1);
+    Impl::Shared sh = im.shared();
+    if (!sh) return Impl::store_closed();
+    auto rows = sh.queue->page(query, before, limit + 1);
     if (!rows) return make_error(ErrorCode::Unavailable, rows.error().message);
     const bool more = rows->size() > limit;
     if (more) rows->resize(limit);
@@ -1083,7 +1110,9 @@ Result<TaskView> Engine::cancel(const TaskId& id) {
     }
   }
   // Not held here: ended in the shared table, or asked of the node that runs it.
-  auto shared = im.queue->cancel(id, "cancelled by request");
+  Impl::Shared sh = im.shared();
+  if (!sh) return Impl::store_closed();
+  auto shared = sh.queue->cancel(id, "cancelled by request");
   if (!shared) return shared.error();
   TaskView v;
   v.task = std::move(shared->task);
@@ -1108,7 +1137,9 @@ std::vector<TaskId> Engine::cancel_all(const std::string& tag) {
   if (!im.queue) return cancelled;
   lock.unlock();
   // And those of the other nodes, and those no node holds yet.
-  auto ids = im.queue->live_ids(tag);
+  Impl::Shared sh = im.shared();
+  if (!sh) return cancelled;
+  auto ids = sh.queue->live_ids(tag);
   if (!ids) {
     spdlog::warn("cluster: cancelAll could not list the shared tasks: {}", ids.error().message);
     return cancelled;
@@ -1159,9 +1190,9 @@ void Engine::advertise(std::string url, std::string token) {
     im.advertised_url = std::move(url);
     im.advertised_token = std::move(token);
   }
-  if (im.queue) {
+  if (Impl::Shared sh = im.shared()) {
     im.beat_now.store(true);
-    im.queue->wake();
+    sh.queue->wake();
   }
 }
 
@@ -1178,8 +1209,10 @@ Result<TaskView> Engine::wait(const TaskId& id, SteadyTime deadline, std::stop_t
     // ends, the deadline passes, or this node claims it.
     std::optional<decltype(fingerprint(TaskRecord{}))> last;
     while (!(t = im.scheduler.find(id))) {
+      Impl::Shared sh = im.shared_locked();
+      if (!sh) return Impl::store_closed();
       lock.unlock();
-      auto found = im.queue->find(id);
+      auto found = sh.queue->find(id);
       lock.lock();
       if (!found) return make_error(ErrorCode::Unavailable, found.error().message);
       if (!*found) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
@@ -1300,11 +1333,13 @@ TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std
 
 Status Engine::probe_store() const {
   Impl& im = *impl_;
+  std::shared_ptr<Store> store;
   {
     std::lock_guard lock(im.mu);
-    if (!im.store) return make_error(ErrorCode::Unavailable, "the store is closed for a restart in place");
+    store = im.store;
   }
-  return im.store->probe();
+  if (!store) return make_error(ErrorCode::Unavailable, "the store is closed for a restart in place");
+  return store->probe();
 }
 
 EngineHeartbeat Engine::heartbeat() const {
