@@ -24,10 +24,18 @@ adopted by its keeper and followed to its true end; one whose end cannot be
 known ends `failed`/`lost` and is retried per its retry policy. Half the tasks
 carry a retry policy, half do not.
 
+With --nodes N --store postgresql://… it runs N servers on one PostgreSQL
+store (docs/CLUSTER.md): the stdio client submits to the first, the HTTP
+client to the second, and each kill takes a node at random and starts it
+again on its state dir (so under the same node name). A node's death gives
+its running tasks to the others, one attempt more than their policy: that
+many runs are counted as retried, not duplicated.
+
 Exits 1 when lost, duplicated or unexpected is not 0, when a client saw an
 error from a server that was not being killed, or when a process is left.
 Usage: lost_task_check.py --binary PATH [--seconds N | --minutes N]
-                          [--rate PER_CLIENT_PER_S] [--report-id ID]"""
+                          [--rate PER_CLIENT_PER_S] [--report-id ID]
+                          [--nodes N --store URL]"""
 import collections
 import contextlib
 import http.client
@@ -36,6 +44,7 @@ import os
 import queue
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -69,16 +78,21 @@ class RunAborted(Exception):
 
 
 class Cluster:
-    """The server across its kills and restarts; thread-safe."""
+    """One server across its kills and restarts; thread-safe. (With --nodes,
+    one of several such servers on one store.)"""
 
-    def __init__(self, binary, work):
+    def __init__(self, binary, work, store=None, name="state"):
         self.binary = binary
-        self.state = os.path.join(work, "state")
+        self.state = os.path.join(work, name)
         self.config = os.path.join(work, "config.json")
+        self.store = store
+        # Keep every task for the drain, and room to queue what the kills hold up.
+        config = {"retention": {"count": 10_000_000, "maxAgeHours": 240}, "limits": {"queueSize": 100_000}}
+        if store:
+            # Short leases: a killed node's tasks go to the others within seconds.
+            config["cluster"] = {"leaseMs": 2000, "heartbeatMs": 250}
         with open(self.config, "w") as f:
-            # Keep every task for the drain, and room to queue what the kills hold up.
-            json.dump({"retention": {"count": 10_000_000, "maxAgeHours": 240},
-                       "limits": {"queueSize": 100_000}}, f)
+            json.dump(config, f)
         self.log = open(os.path.join(work, "server.log"), "ab")
         self.cond = threading.Condition()
         self.gen = None
@@ -92,8 +106,9 @@ class Cluster:
         if os.path.exists(endpoint):
             os.remove(endpoint)  # the killed server's; the new one writes its own
         t = time.monotonic()
+        store = ["--store", self.store] if self.store else []
         server = Server(self.binary, ["--stdio", "--http", "127.0.0.1:0", "--state-dir", self.state,
-                                      "--config", self.config], stderr=self.log)
+                                      "--config", self.config] + store, stderr=self.log)
         host, port, token = http_endpoint(server.proc, self.state, timeout=30)
         server.initialize()
         with self.cond:
@@ -159,8 +174,10 @@ class History:
                 self.conflicts.append((name, first, task_id))
 
 
-def task_arguments(name, ran_file, transport, index):
+def task_arguments(name, ran_file, transport, index, task_ms=0):
     line = f"echo {name} >> {ran_file}"
+    if task_ms:
+        line += f"; sleep {task_ms / 1000:g}"  # ran, and still running when a kill comes
     args = {"name": name, "idempotencyKey": name}
     if transport == "stdio":
         args["command"] = line
@@ -191,7 +208,7 @@ class HttpClient:
         return result["structuredContent"]
 
 
-def submitter(transport, cluster, history, ran_file, rate, stop_at):
+def submitter(transport, cluster, history, ran_file, rate, stop_at, task_ms):
     """Submits `rate` tasks a second until stop_at, each until acknowledged
     (or refused), reconnecting to each new server generation."""
     make = StdioClient if transport == "stdio" else HttpClient
@@ -202,7 +219,7 @@ def submitter(transport, cluster, history, ran_file, rate, stop_at):
     index = 0
     while time.monotonic() < stop_at:
         name = f"{prefix}{index:07d}"
-        args = task_arguments(name, ran_file, transport, index)
+        args = task_arguments(name, ran_file, transport, index, task_ms)
         with history.lock:
             history.attempted.add(name)
             history.retry[name] = args.get("retry", {}).get("maxAttempts", 1)
@@ -268,7 +285,7 @@ def drain(cluster, ids, timeout):
     return final
 
 
-def check(history, final, runs):
+def check(history, final, runs, clustered=False):
     verdict = collections.Counter()
     examples = collections.defaultdict(list)
 
@@ -292,7 +309,9 @@ def check(history, final, runs):
         elif status != "completed" and reason != "lost":
             note("unexpected", f"{name} {task_id}: ran, yet {status}/{reason}")
         if ran > 1:
-            if ran <= min(attempt, history.retry[name]):
+            # A node's death gives its running task one attempt more (docs/CLUSTER.md).
+            allowed = history.retry[name] + (1 if clustered else 0)
+            if ran <= min(attempt, allowed):
                 note("retried", f"{name} {task_id}: ran {ran}x in {attempt} attempts")
             else:
                 note("duplicated", f"{name} {task_id}: ran {ran}x, attempt {attempt}, "
@@ -305,6 +324,10 @@ def check(history, final, runs):
         elif name not in history.acked:
             note("recovered", f"{name}: ran, acknowledgement lost in a crash")
     return verdict, examples
+
+
+def statistics_median(values):
+    return sorted(values)[len(values) // 2] if values else 0
 
 
 def read_runs(ran_file):
@@ -323,7 +346,32 @@ def main():
                         help="seconds between kills, drawn uniformly")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (state, server.log) and keep it")
+    parser.add_argument("--task-ms", type=int, default=0,
+                        help="each task sleeps this long after it recorded its run")
+    parser.add_argument("--nodes", type=int, default=1, help="servers on one store (needs --store)")
+    parser.add_argument("--store", help="a postgresql:// URL the nodes share (an empty database), or "
+                        "\"fresh\": a new database on the server ORCH_TEST_POSTGRES_URL names, dropped at the end "
+                        "(exit 77, skipped, when it is unset)")
     opts = parser.parse_args()
+    if opts.nodes > 1 and not opts.store:
+        parser.error("--nodes needs --store postgresql://…")
+    fresh = None
+    if opts.store == "fresh":
+        server_url = os.environ.get("ORCH_TEST_POSTGRES_URL")
+        if not server_url:
+            print("skipped: ORCH_TEST_POSTGRES_URL is unset (scripts/postgres start DIR prints one)")
+            return 77
+        fresh = f"lost_task_{os.getpid()}_{random.randrange(1 << 30)}"
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", server_url, "-c", f"CREATE DATABASE {fresh}"], check=True)
+        opts.store = server_url.rsplit("/", 1)[0] + "/" + fresh
+    try:
+        return run(opts)
+    finally:
+        if fresh:
+            subprocess.run(["psql", "-q", server_url, "-c", f"DROP DATABASE IF EXISTS {fresh} WITH (FORCE)"], check=False)
+
+
+def run(opts):
     seconds = script_args.run_seconds(opts)
     seed = opts.seed if opts.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
@@ -331,13 +379,17 @@ def main():
     with (contextlib.nullcontext(opts.keep) if opts.keep else tempfile.TemporaryDirectory(prefix="lost-task-")) as work:
         os.makedirs(work, exist_ok=True)
         ran_file = os.path.join(work, "ran")
-        cluster = Cluster(opts.binary, work)
+        nodes = [Cluster(opts.binary, work, opts.store, f"node{i}") if opts.store else Cluster(opts.binary, work)
+                 for i in range(max(1, opts.nodes))]
+        cluster = nodes[0]
         history = History()
-        cluster.start()
+        for node in nodes:
+            node.start()
         t0 = time.monotonic()
         stop_at = t0 + seconds
-        threads = [threading.Thread(target=run_submitter, args=(t, cluster, history, ran_file, opts.rate, stop_at))
-                   for t in ("stdio", "http")]
+        threads = [threading.Thread(target=run_submitter,
+                                    args=(t, nodes[i % len(nodes)], history, ran_file, opts.rate, stop_at, opts.task_ms))
+                   for i, t in enumerate(("stdio", "http"))]
         for t in threads:
             t.start()
         try:
@@ -346,30 +398,35 @@ def main():
                 if time.monotonic() + pause >= stop_at:
                     break
                 time.sleep(pause)  # the fault schedule
-                cluster.kill()
-                cluster.start()
+                victim = rng.choice(nodes)
+                victim.kill()
+                victim.start()
             for t in threads:
                 t.join()
             ids = sorted(set(history.acked.values()))
             final = drain(cluster, ids, timeout=120 + len(ids) / 50)
-            cluster.stop()
+            for node in nodes:
+                node.stop()
         finally:
-            cluster.abort()
+            for node in nodes:
+                node.abort()
             for t in threads:
                 t.join()
-            if cluster.gen is not None:
-                cluster.kill()
-            leftover = end_leftovers([cluster.state, ran_file])
+            for node in nodes:
+                if node.gen is not None:
+                    node.kill()
+            leftover = end_leftovers([node.state for node in nodes] + [ran_file])
         runs = read_runs(ran_file)
         elapsed = time.monotonic() - t0
         with open(os.path.join(work, "server.log"), "rb") as f:
             log_tail = f.read()[-4000:].decode(errors="replace")
 
-    verdict, examples = check(history, final, runs)
+    verdict, examples = check(history, final, runs, clustered=bool(opts.store))
     figures = {
         "build": build_name(opts.binary),
         "seconds": round(elapsed),
-        "kills survived": cluster.kills,
+        "nodes": len(nodes),
+        "kills survived": sum(node.kills for node in nodes),
         "tasks submitted": len(history.attempted),
         "tasks checked": len(history.acked),
         "over stdio": sum(1 for n in history.acked if history.transport[n] == "stdio"),
@@ -382,7 +439,7 @@ def main():
         "refused": len(history.refused),
         "errors while up": len(history.live_errors),
         "processes left": leftover,
-        "restart p50 ms": round(sorted(cluster.restart_ms)[len(cluster.restart_ms) // 2]),
+        "restart p50 ms": round(statistics_median([ms for node in nodes for ms in node.restart_ms])),
     }
     for key, value in figures.items():
         print(f"{key:>26}: {value}")
@@ -393,8 +450,15 @@ def main():
         print(f"  note: {text}")
     command = (f"tests/reliability/lost_task_check.py --binary build/{build_name(opts.binary)}/app/mcp-orchestrator "
                f"{duration_flag(seconds)} --rate {opts.rate:g} --kill-every {opts.kill_every[0]:g} {opts.kill_every[1]:g}")
-    write_report(opts.report_id, f"Lost-task check, {duration_words(seconds)} of SIGKILLs every "
-                 f"{opts.kill_every[0]:g}-{opts.kill_every[1]:g} s", command, figures, opts.report_dir)
+    title = (f"Lost-task check, {duration_words(seconds)} of SIGKILLs every "
+             f"{opts.kill_every[0]:g}-{opts.kill_every[1]:g} s")
+    if opts.task_ms:
+        command += f" --task-ms {opts.task_ms}"
+        title += f", tasks of {opts.task_ms} ms"
+    if opts.store:
+        command += f" --nodes {len(nodes)} --store postgresql://…"
+        title += f", {len(nodes)} servers on one PostgreSQL"
+    write_report(opts.report_id, title, command, figures, opts.report_dir)
     failed = (verdict["lost"] or verdict["duplicated"] or verdict["unexpected"] or leftover
               or history.live_errors)
     if failed:
