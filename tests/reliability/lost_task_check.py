@@ -364,6 +364,7 @@ def main():
         fresh = f"lost_task_{os.getpid()}_{random.randrange(1 << 30)}"
         subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", server_url, "-c", f"CREATE DATABASE {fresh}"], check=True)
         opts.store = server_url.rsplit("/", 1)[0] + "/" + fresh
+        opts.store_shown = "fresh"
     try:
         return run(opts)
     finally:
@@ -456,7 +457,7 @@ def run(opts):
         command += f" --task-ms {opts.task_ms}"
         title += f", tasks of {opts.task_ms} ms"
     if opts.store:
-        command += f" --nodes {len(nodes)} --store postgresql://…"
+        command += f" --nodes {len(nodes)} --store {getattr(opts, 'store_shown', 'postgresql://…')}"
         title += f", {len(nodes)} servers on one PostgreSQL"
     write_report(opts.report_id, title, command, figures, opts.report_dir)
     failed = (verdict["lost"] or verdict["duplicated"] or verdict["unexpected"] or leftover
