@@ -111,6 +111,20 @@ constexpr const char* kNowMs = "SELECT " ORCH_NOW_MS;
 const std::string kExpired =
     "SELECT " + kColumns + " FROM tasks t WHERE t.node IS NOT NULL AND t.status IN " ORCH_LIVE
     " AND t.lease_until_ms < " ORCH_NOW_MS " ORDER BY t.seq LIMIT 500 FOR UPDATE SKIP LOCKED";
+// A task someone asked to cancel whose node died before it could: cancelled,
+// as asked, rather than run again elsewhere.
+constexpr const char* kEndAskedCancels =
+    "WITH asked AS ("
+    "  SELECT id, status AS old_status FROM tasks WHERE node IS NOT NULL AND cancel_requested = 1"
+    "    AND status IN " ORCH_LIVE " AND lease_until_ms < " ORCH_NOW_MS " FOR UPDATE SKIP LOCKED"
+    "), ended AS ("
+    "  UPDATE tasks t SET status = 'cancelled', reason = 'cancelled', pid = NULL, finished_at_ms = $1,"
+    "    cancel_requested = 0, lease_until_ms = 0,"
+    "    message = 'cancelled by request; node ' || t.node || ' stopped renewing its lease before it could stop it'"
+    "  FROM asked a WHERE t.id = a.id"
+    "  RETURNING t.id, a.old_status, t.reason, t.message"
+    ") INSERT INTO transitions (task_id, from_status, to_status, reason, message, at_ms)"
+    " SELECT id, old_status, 'cancelled', reason, message, $1 FROM ended RETURNING task_id";
 constexpr const char* kClearLease = "UPDATE tasks SET lease_until_ms = 0, cancel_requested = 0 WHERE id = $1";
 // A waiting task none holds whose dependency failed, was cancelled or is
 // gone ends as the single server ends it (Scheduler::settle).
@@ -400,6 +414,11 @@ Result<RescueReport> PostgresStore::rescue(std::int64_t lease_ms, const RescueDe
     if (!now_row) return now_row.error();
     const std::int64_t now = Row(now_row->get(), 0).column_int(0);
 
+    Params at_now;
+    at_now.integer(now);
+    auto asked = im.session.exec(kEndAskedCancels, at_now, what);
+    if (!asked) return asked.error();
+    report.rescued = first_column(*asked);
     auto expired = im.session.exec(kExpired, {}, what);
     if (!expired) return expired.error();
     auto stale = postgres::decode_tasks(*expired);

@@ -191,6 +191,25 @@ TEST_F(PostgresQueueTest, ACancelOfATaskAnotherNodeHoldsReachesItOnItsHeartbeat)
   EXPECT_TRUE(a->heartbeat(report("node-a"))->empty()) << "delivered once";
 }
 
+TEST_F(PostgresQueueTest, ACancelAskedOfANodeThatDiesEndsTheTaskInsteadOfRunningItAgain) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  const TaskRecord t = queued(*s);
+  ASSERT_TRUE(s->heartbeat(report("node-a", 300)).ok());
+  ASSERT_TRUE(s->claim("node-a", 1, 300, {}).ok());
+  ASSERT_TRUE(s->cancel(t.id, "cancelled by request")->requested);
+  ASSERT_TRUE(test::wait_until([&] {
+    auto r = s->rescue(300, [](const TaskRecord& x, const std::string& dead) { return rescue_decision(x, dead, test::kT0); },
+                       3600000, 1000);
+    return r.ok() && !r->rescued.empty();
+  }, 10s));
+  const TaskRecord ended = **s->find(t.id);
+  EXPECT_EQ(ended.status, TaskStatus::Cancelled);
+  EXPECT_EQ(ended.reason, EndReason::Cancelled);
+  EXPECT_NE(ended.message.find("node node-a stopped renewing its lease"), std::string::npos) << ended.message;
+  EXPECT_TRUE(s->claim("node-b", 1, 30000, {})->empty());
+}
+
 TEST_F(PostgresQueueTest, ACancelOfATaskNoNodeHoldsEndsItAtOnce) {
   auto s = open();
   ASSERT_TRUE(s);
