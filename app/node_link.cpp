@@ -1,9 +1,12 @@
 #include "app/node_link.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <climits>
 #include <initializer_list>
 #include <string_view>
 #include <utility>
@@ -236,6 +239,21 @@ void add_node_routes(transport::HttpServer& http, NodeReads reads) {
              [reads](const HttpRequest& req) { return serve_output(reads, req); });
   http.route("GET", "/nodes/result", Access::Token,
              [reads](const HttpRequest& req) { return serve_result(reads, req); });
+}
+
+std::string advertised_url(const std::string& base_url, const std::string& host_name) {
+  for (std::string_view wildcard : {"http://0.0.0.0:", "http://[::]:"}) {
+    if (base_url.rfind(wildcard, 0) == 0) {
+      return "http://" + host_name + ":" + base_url.substr(wildcard.size());
+    }
+  }
+  return base_url;
+}
+
+std::string this_host_name() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
 }
 
 Result<engine::OutputWindow> fetch_node_output(const engine::NodeInfo& node, const engine::TaskId& id,

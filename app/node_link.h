@@ -60,6 +60,13 @@ inline void add_node_routes(transport::HttpServer& http, engine::Engine& engine)
   add_node_routes(http, std::move(reads));
 }
 
+// The URL other nodes are told to reach this one at: `base_url` itself,
+// except that a server bound to every interface (0.0.0.0, [::]) names
+// itself by `host_name` (another machine cannot connect to 0.0.0.0).
+std::string advertised_url(const std::string& base_url, const std::string& host_name);
+// This machine's host name (gethostname), or "localhost" when it has none.
+std::string this_host_name();
+
 Result<engine::OutputWindow> fetch_node_output(const engine::NodeInfo& node, const engine::TaskId& id,
                                                engine::StreamKind stream, const engine::ReadRequest& req);
 Result<std::optional<std::string>> fetch_node_result(const engine::NodeInfo& node, const engine::TaskId& id);

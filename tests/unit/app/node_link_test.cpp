@@ -204,5 +204,13 @@ TEST_F(NodeLink, ATaskIdIsPercentEncodedOnTheWay) {
   EXPECT_NE(window.error().message.find("odd id&stream=x"), std::string::npos) << window.error().message;
 }
 
+TEST(NodeLinkUrl, AServerOnEveryInterfaceIsAdvertisedByItsHostName) {
+  EXPECT_EQ(advertised_url("http://0.0.0.0:8765", "build-7"), "http://build-7:8765");
+  EXPECT_EQ(advertised_url("http://[::]:8765", "build-7"), "http://build-7:8765");
+  EXPECT_EQ(advertised_url("http://127.0.0.1:8765", "build-7"), "http://127.0.0.1:8765");
+  EXPECT_EQ(advertised_url("http://10.0.0.5:80", "build-7"), "http://10.0.0.5:80");
+  EXPECT_FALSE(this_host_name().empty());
+}
+
 }  // namespace
 }  // namespace orch::app
