@@ -20,6 +20,7 @@
 #include "app/http_service.h"
 #include "app/restart.h"
 #include "engine/engine.h"
+#include "engine/store.h"
 #include "engine/health.h"
 #include "engine/platform.h"
 #include "engine/worker_pool.h"
@@ -94,6 +95,12 @@ engine::EngineOptions engine_options(const Config& c, const engine::AllowList& a
   o.retention_age = std::chrono::hours(c.retention_hours);
   o.keeper_path = find_task_keeper();
   o.orphans = c.adopt_orphans ? engine::OrphanPolicy::Adopt : engine::OrphanPolicy::Kill;
+  // Several servers on one store: a dead node's tasks run again elsewhere,
+  // so by default its keepers stop them rather than run them twice.
+  if (engine::is_postgres_url(c.store) && !c.orphans_configured) o.orphans = engine::OrphanPolicy::Kill;
+  o.cluster.node_name = c.cluster_node_name;
+  o.cluster.lease = std::chrono::milliseconds(c.cluster_lease_ms);
+  o.cluster.heartbeat = std::chrono::milliseconds(c.cluster_heartbeat_ms);
   o.profiles = c.profiles;
   o.allow = allow;
   o.memory_floor_mb = c.memory_floor_mb;

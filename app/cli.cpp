@@ -54,6 +54,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   std::string config_path;
   std::string state_dir;
   std::string store;
+  std::string node_name;
   std::string http;
   int max_concurrent = 0;
   std::int64_t max_rss_mb = -1;
@@ -75,6 +76,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
   cli.add_option("--config", config_path, "JSON config file (profiles, limits, security)");
   cli.add_option("--state-dir", state_dir, "Directory for the task store, output spool and logs");
   cli.add_option("--store", store, "Task store: a SQLite file (path or sqlite://path; default <state-dir>/tasks.db) or a postgresql:// URL");
+  cli.add_option("--node-name", node_name, "This server's name among the servers sharing a PostgreSQL store (default <hostname>-<hash of the state directory>)");
   cli.add_option("--max-concurrent", max_concurrent, "Task processes running at once")
       ->check(CLI::Range(1, 4096));
   cli.add_option("--max-rss-mb", max_rss_mb, "The server's own memory limit: above it the health check restarts the server in place (0: none)")
@@ -131,6 +133,7 @@ CommandLine parse_command_line(int argc, char** argv, const std::string& version
     config.state_dir = default_state_dir();
   }
   if (!store.empty()) config.store = store;
+  if (!node_name.empty()) config.cluster_node_name = node_name;
   if (max_concurrent > 0) config.max_concurrent = max_concurrent;
   if (max_rss_mb >= 0) config.max_rss_mb = max_rss_mb;
   if (!log_level.empty()) config.log_level = log_level;

@@ -87,7 +87,7 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
     return make_error(ErrorCode::InvalidArgument, origin + ": not valid JSON: " + e.what());
   }
   if (!root.is_object()) return r.error("$", "the config must be a JSON object");
-  if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "recovery", "profiles",
+  if (auto st = r.only_keys(root, "", {"limits", "retention", "output", "health", "recovery", "cluster", "profiles",
                                           "security", "store"}); !st) {
     return st;
   }
@@ -147,6 +147,22 @@ Status parse_config_text(const std::string& text, const std::string& origin, Con
                                            "follows them) or \"kill\" (they are stopped with the server)");
       }
       next.adopt_orphans = *o == "adopt";
+      next.orphans_configured = true;
+    }
+  }
+  if (auto it = root.find("cluster"); it != root.end()) {
+    if (!it->is_object()) return r.error("cluster", "must be an object");
+    if (auto st = r.only_keys(*it, "cluster", {"nodeName", "leaseMs", "heartbeatMs"}); !st) return st;
+    if (auto n = it->find("nodeName"); n != it->end()) {
+      if (!n->is_string()) return r.error("cluster.nodeName", "must be a string (empty: <hostname>-<hash of the state directory>)");
+      next.cluster_node_name = n->get<std::string>();
+    }
+    if (auto st = r.integer(*it, "cluster", "leaseMs", 500, 3'600'000, next.cluster_lease_ms); !st) return st;
+    if (auto st = r.integer(*it, "cluster", "heartbeatMs", 50, 600'000, next.cluster_heartbeat_ms); !st) return st;
+    if (next.cluster_heartbeat_ms * 2 > next.cluster_lease_ms) {
+      return r.error("cluster.heartbeatMs", "must be at most half of cluster.leaseMs (" +
+                                                std::to_string(next.cluster_lease_ms) +
+                                                "), so that one late heartbeat does not lose the lease");
     }
   }
   if (auto it = root.find("store"); it != root.end()) {
@@ -182,6 +198,9 @@ std::string config_file_text(const Config& config) {
                    {"restartWindowSec", config.restart_window_sec}};
   out["recovery"] = {{"orphans", config.adopt_orphans ? "adopt" : "kill"}};
   out["store"] = config.store;
+  out["cluster"] = {{"nodeName", config.cluster_node_name},
+                    {"leaseMs", config.cluster_lease_ms},
+                    {"heartbeatMs", config.cluster_heartbeat_ms}};
   return out.dump(2) + "\n";
 }
 

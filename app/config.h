@@ -38,6 +38,7 @@ struct Config {
   std::int64_t restart_window_sec = 600;
   // recovery: what task keepers do with running tasks when the server dies
   bool adopt_orphans = true;              // false: "kill" (stop them; the next start marks them lost)
+  bool orphans_configured = false;        // the file set recovery.orphans (else a cluster defaults to "kill")
   // transports
   bool serve_stdio = true;                // false when only --http was asked for
   std::string http_listen;                // "ADDR:PORT"; empty: no HTTP
@@ -50,6 +51,10 @@ struct Config {
   // The task store: a SQLite file (path or sqlite://path) or a postgresql://
   // URL (docs/STORE.md). Empty: <state_dir>/tasks.db.
   std::string store;
+  // several servers on one PostgreSQL store (docs/CLUSTER.md)
+  std::string cluster_node_name;          // empty: <hostname>-<hash of the state directory>
+  std::int64_t cluster_lease_ms = 30000;  // a node silent this long is dead; its tasks go to others
+  std::int64_t cluster_heartbeat_ms = 5000;  // lease renewal, rescue and poll interval
   std::string log_level = "info";
   // profiles and allow lists (SPEC §5, §7)
   std::vector<engine::Profile> profiles;

@@ -18,6 +18,7 @@
 
 #include "common/unique_fd.h"
 #include "engine/change_log.h"
+#include "engine/cluster_rules.h"
 #include "engine/memory_limit.h"
 #include "engine/platform.h"
 #include "engine/pool_set.h"
@@ -35,6 +36,8 @@ namespace {
 constexpr std::int64_t kProgressSaveIntervalMs = 1000;
 constexpr std::chrono::milliseconds kEvictionInterval{30000};
 constexpr std::chrono::milliseconds kShutdownKillGrace{2000};
+// A wait for a task another node runs reads it this often.
+constexpr std::chrono::milliseconds kRemoteWaitPoll{100};
 // The dispatcher runs its loop at least this often, so the health watchdog can
 // tell a stuck dispatcher from an idle one.
 constexpr std::chrono::milliseconds kDispatcherTick{1000};
@@ -129,6 +132,18 @@ struct Engine::Impl {
   RestartInfo restart_info;             // guarded by mu
   HealthView health;                    // guarded by mu
   std::vector<TaskId> restop;           // Engine::open only: handed over while being cancelled
+
+  // --- several servers on one store (docs/CLUSTER.md) ---
+  SharedQueue* queue = nullptr;         // the store's shared side; null on SQLite
+  std::string node_name;                // fixed after open()
+  std::map<std::string, ProfileRules> profile_rules;  // fixed after open(): what claims keep across nodes
+  std::string advertised_url;           // guarded by mu
+  std::string advertised_token;         // guarded by mu
+  std::vector<NodeInfo> nodes;          // guarded by mu: as the last heartbeat read them
+  std::vector<TaskId> lost_claims;      // guarded by mu: writes refused, another node holds them now
+  std::atomic<bool> beat_now{false};    // heartbeat at once (advertise())
+
+  std::jthread cluster_thread;  // heartbeats, rescues, claims; stopped before the store closes
   std::jthread dispatcher;  // declared last: stopped and joined first
 
   Impl(EngineOptions o, std::unique_ptr<Store> s, UniqueFd lock)
@@ -155,6 +170,13 @@ struct Engine::Impl {
       if (!is_terminal(c.from) && is_terminal(t->status)) observe_duration_locked(*t);
       if (!store) continue;  // handed over: the next image reads the store
       if (auto st = store->update(*t, c.from); !st) {
+        if (queue && st.error().code == ErrorCode::Conflict) {
+          spdlog::warn("cluster: {}", st.error().message);
+          lost_claims.push_back(c.id);
+          wake_pending = true;
+          wake.notify_one();
+          continue;
+        }
         spdlog::error("store: could not record task {} ({} → {}): {}", c.id, to_string(c.from),
                       to_string(t->status), st.error().message);
       }
@@ -177,6 +199,7 @@ struct Engine::Impl {
     changed.notify_all();
     wake_pending = true;
     wake.notify_one();
+    if (queue) queue->wake();  // a slot may be free, or a task new: claim
   }
 
   TaskView view_locked(const TaskRecord& t) const {
@@ -201,6 +224,7 @@ struct Engine::Impl {
     std::unique_lock lock(mu);
     while (!stop.stop_requested()) {
       dispatcher_tick_ms.store(steady_ms());
+      drop_lost_claims_locked();
       std::int64_t now = now_ms();
       for (const TaskId& id : scheduler.take_timed_out(now)) {
         const TaskRecord* t = scheduler.find(id);
@@ -236,6 +260,149 @@ struct Engine::Impl {
       wake.wait_for(lock, stop, wait_for, [&] { return wake_pending; });
       wake_pending = false;
     }
+  }
+
+  // Tasks whose writes the store refused because another node holds them
+  // now (this node's lease ran out): a running one is stopped, and forgotten
+  // once it ended; the others are forgotten at once.
+  void drop_lost_claims_locked() {
+    std::vector<TaskId> lost;
+    lost.swap(lost_claims);
+    for (const TaskId& id : lost) {
+      const TaskRecord* t = scheduler.find(id);
+      if (!t) continue;
+      if (t->status == TaskStatus::Running) {
+        stop_locked(*t, std::min(opts.kill_grace, kShutdownKillGrace));
+        continue;
+      }
+      scheduler.erase_new(id);
+      progress_saved_at.erase(id);
+      change_log.removed(id);
+    }
+  }
+
+  // --- several servers on one store -------------------------------------------
+  NodeInfo self_locked() const {
+    NodeInfo n;
+    n.name = node_name;
+    n.url = advertised_url;
+    n.token = advertised_token;
+    n.pid = ::getpid();
+    n.started_at_ms = started_at_ms;
+    n.running = scheduler.running_count();
+    n.max_concurrent = opts.max_concurrent;
+    n.health = health.report.healthy ? "ok" : "degraded";
+    return n;
+  }
+
+  // Renews this node's lease, takes the cancels other nodes asked for, runs
+  // the rescuer (if no other node does now) and reads the nodes.
+  void beat() {
+    NodeReport report;
+    {
+      std::lock_guard lock(mu);
+      report.self = self_locked();
+    }
+    report.lease_ms = opts.cluster.lease.count();
+    auto cancels = queue->heartbeat(report);
+    if (!cancels) {
+      spdlog::warn("cluster: heartbeat failed: {}", cancels.error().message);
+    } else if (!cancels->empty()) {
+      std::lock_guard lock(mu);
+      for (const TaskId& id : *cancels) (void)cancel_local_locked(id, "cancelled by request (asked on another node)");
+      notify_locked();
+    }
+    auto rescued = queue->rescue(
+        opts.cluster.lease.count(),
+        [this](const TaskRecord& t, const std::string& dead) { return rescue_decision(t, dead, now_ms()); },
+        opts.retention_age.count(), opts.retention_count);
+    if (!rescued) {
+      spdlog::warn("cluster: rescue failed: {}", rescued.error().message);
+    } else if (!rescued->rescued.empty()) {
+      spdlog::info("cluster: {} task(s) of nodes that stopped renewing their lease were given back to the queue",
+                   rescued->rescued.size());
+    }
+    auto nodes_now = queue->nodes(opts.cluster.lease.count());
+    if (nodes_now) {
+      std::lock_guard lock(mu);
+      nodes = std::move(*nodes_now);
+    }
+  }
+
+  // Claims as many tasks as this node has free slots for.
+  void claim_some() {
+    int free = 0;
+    {
+      std::lock_guard lock(mu);
+      if (!accepting || draining.load() || !scheduler.admission_hold().empty()) return;
+      free = opts.max_concurrent - scheduler.running_count() - static_cast<int>(scheduler.queued_count());
+    }
+    if (free <= 0) return;
+    auto claimed = queue->claim(node_name, free, opts.cluster.lease.count(), profile_rules);
+    if (!claimed) {
+      spdlog::warn("cluster: claim failed: {}", claimed.error().message);
+      return;
+    }
+    if (claimed->empty()) return;
+    std::lock_guard lock(mu);
+    for (TaskRecord& t : *claimed) {
+      const TaskId id = t.id;
+      scheduler.adopt_claimed(std::move(t));
+      change_log.changed(id);
+    }
+    changed.notify_all();
+    wake_pending = true;
+    wake.notify_one();
+  }
+
+  void cluster_loop(std::stop_token stop) {
+    auto next_beat = std::chrono::steady_clock::now();
+    while (!stop.stop_requested()) {
+      if (beat_now.exchange(false) || std::chrono::steady_clock::now() >= next_beat) {
+        beat();
+        next_beat = std::chrono::steady_clock::now() + opts.cluster.heartbeat;
+      }
+      claim_some();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - std::chrono::steady_clock::now());
+      if (left.count() > 0 && !stop.stop_requested()) queue->wait_for_news(left);
+    }
+  }
+
+  void stop_cluster_thread() {
+    if (!cluster_thread.joinable()) return;
+    cluster_thread.request_stop();
+    queue->wake();
+    cluster_thread.join();
+  }
+
+  // A cancel of a task this node holds (the local half of Engine::cancel).
+  Result<TaskView> cancel_local_locked(const TaskId& id, const std::string& why) {
+    bool needs_kill = false;
+    auto changes = scheduler.cancel(id, now_ms(), needs_kill, why);
+    if (!changes) return changes.error();
+    persist_locked(*changes);
+    change_log.changed(id);  // also when only a stop was requested
+    const TaskRecord* t = scheduler.find(id);
+    if (!t) return make_error(ErrorCode::NotFound, "task '" + id + "' is no longer held by this node");
+    if (needs_kill) stop_locked(*t, stop_grace_locked());
+    return view_locked(*t);
+  }
+
+  // The node a task's output lives on, by name.
+  Result<NodeInfo> node_named(const std::string& name) {
+    {
+      std::lock_guard lock(mu);
+      for (const NodeInfo& n : nodes) {
+        if (n.name == name) return n;
+      }
+    }
+    auto all = queue->nodes(opts.cluster.lease.count());
+    if (!all) return all.error();
+    for (const NodeInfo& n : *all) {
+      if (n.name == name) return n;
+    }
+    return make_error(ErrorCode::Unavailable, "node " + name + " that ran this task is gone from the cluster");
   }
 
   std::size_t eviction_slack() const { return std::max<std::size_t>(64, opts.retention_count / 16); }
@@ -579,11 +746,32 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   if (!lock) return lock.error();
   auto store = open_store(options.store.empty() ? (options.state_dir / "tasks.db").string() : options.store);
   if (!store) return store.error();
-  auto stored = (*store)->load_all();
+  // Several servers on one store: this node loads only what it holds, after
+  // taking back the leases on it.
+  SharedQueue* queue = dynamic_cast<SharedQueue*>(store->get());
+  std::string node_name;
+  Result<std::vector<TaskRecord>> stored = std::vector<TaskRecord>{};
+  if (queue) {
+    node_name = options.cluster.node_name.empty() ? default_node_name(options.state_dir) : options.cluster.node_name;
+    if (auto st = check_node_name(node_name); !st) return st.error();
+    NodeReport first;
+    first.self.name = node_name;
+    first.self.pid = ::getpid();
+    first.self.max_concurrent = options.max_concurrent;
+    first.self.health = "ok";
+    first.lease_ms = options.cluster.lease.count();
+    if (auto beat = queue->heartbeat(first); !beat) return beat.error();
+    stored = queue->held_by(node_name);
+  } else {
+    stored = (*store)->load_all();
+  }
   if (!stored) return stored.error();
 
   auto impl = std::make_unique<Impl>(std::move(options), std::move(*store), std::move(*lock));
   Impl& im = *impl;
+  im.queue = queue;
+  im.node_name = node_name;
+  im.scheduler.set_shared(queue != nullptr);
   im.store_location = im.store->location();
   im.started_at_ms = im.now_ms();
   // The runner first: settling the tasks that were running may adopt their processes.
@@ -605,6 +793,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
     r.breaker = p.breaker;
     rules[p.name] = r;
   }
+  im.profile_rules = rules;
   im.scheduler.set_profile_rules(std::move(rules));
   {
     std::error_code cwd_ec;
@@ -638,6 +827,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   im.workers = std::make_unique<WorkerPool>(wopts);
   im.adopt_handed_over(adopted);
   im.pools = std::make_unique<PoolSet>(im.opts.profiles, merged_environment({}), im.spool, im.opts.kill_grace);
+  if (im.queue) im.cluster_thread = std::jthread([&im](std::stop_token st) { im.cluster_loop(st); });
   im.dispatcher = std::jthread([&im](std::stop_token st) { im.dispatch_loop(st); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -648,6 +838,7 @@ const EngineOptions& Engine::options() const { return impl_->opts; }
 
 Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
   Impl& im = *impl_;
+  if (im.queue) return submit_shared(std::move(spec));
   std::lock_guard lock(im.mu);
   if (!im.accepting) {
     return make_error(ErrorCode::Unavailable, "the server is shutting down; submit again after it restarts");
@@ -660,22 +851,7 @@ Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
       return out;
     }
   }
-  if (!spec.profile.empty() && !im.profiles.count(spec.profile)) {
-    return make_error(ErrorCode::NotFound, "unknown profile '" + spec.profile + "'");
-  }
-  if (spec.kind == TaskKind::Pool) {
-    // The task runs in a worker that already runs: its process settings are the profile's.
-    const Profile& p = im.profiles.at(spec.profile);
-    if (spec.cwd != p.cwd || spec.env != p.env || spec.stdin_data) {
-      return make_error(ErrorCode::InvalidArgument,
-                        "profile '" + spec.profile + "' is a worker pool: its workers already run, so a task "
-                        "cannot set cwd, env or stdin; pass what the worker needs in input");
-    }
-  }
-  // Every submit, whatever its form: no tool can skip this (SPEC §7).
-  if (auto allowed = im.opts.allow.check(spec, merged_environment(spec.env), im.server_cwd); !allowed) {
-    return allowed.error();
-  }
+  if (auto st = check_spec(spec); !st) return st.error();
   TaskRecord task;
   task.id = new_task_id();
   task.seq = im.scheduler.max_seq() + 1;
@@ -700,12 +876,92 @@ Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
   return out;
 }
 
+Status Engine::check_spec(const TaskSpec& spec) const {
+  const Impl& im = *impl_;
+  if (!spec.profile.empty() && !im.profiles.count(spec.profile)) {
+    return make_error(ErrorCode::NotFound, "unknown profile '" + spec.profile + "'");
+  }
+  if (spec.kind == TaskKind::Pool) {
+    // The task runs in a worker that already runs: its process settings are the profile's.
+    const Profile& p = im.profiles.at(spec.profile);
+    if (spec.cwd != p.cwd || spec.env != p.env || spec.stdin_data) {
+      return make_error(ErrorCode::InvalidArgument,
+                        "profile '" + spec.profile + "' is a worker pool: its workers already run, so a task "
+                        "cannot set cwd, env or stdin; pass what the worker needs in input");
+    }
+  }
+  // Every submit, whatever its form: no tool can skip this (SPEC §7).
+  return im.opts.allow.check(spec, merged_environment(spec.env), im.server_cwd);
+}
+
+// Several servers on one store: the task goes into the shared table, where
+// whichever node has a free slot claims it. The store is asked without the
+// engine's lock: these are round trips to another machine.
+Result<SubmitOutcome> Engine::submit_shared(TaskSpec spec) {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    if (!im.accepting) {
+      return make_error(ErrorCode::Unavailable, "the server is shutting down; submit again after it restarts");
+    }
+  }
+  auto deduplicated = [&](const TaskId& id) -> Result<SubmitOutcome> {
+    auto view = get(id);
+    if (!view) return view.error();
+    SubmitOutcome out;
+    out.view = std::move(*view);
+    out.deduplicated = true;
+    return out;
+  };
+  if (!spec.idempotency_key.empty()) {
+    auto existing = im.store->find_by_idempotency_key(spec.idempotency_key);
+    if (!existing) return make_error(ErrorCode::Unavailable, existing.error().message);
+    if (*existing) return deduplicated(**existing);
+  }
+  if (auto st = check_spec(spec); !st) return st.error();
+  auto seq = im.queue->next_seq();
+  if (!seq) return make_error(ErrorCode::Unavailable, "could not store the task, so it was not queued: " + seq.error().message);
+  TaskRecord task;
+  task.id = new_task_id();
+  task.seq = *seq;
+  task.spec = std::move(spec);
+  task.submitted_at_ms = im.now_ms();
+  auto admitted = admit_shared(std::move(task), *im.queue, im.opts.queue_size, im.now_ms());
+  if (!admitted) return admitted.error();
+  if (auto st = im.store->insert(*admitted); !st) {
+    // Two nodes given one key at the same moment: the other one's task is the answer.
+    if (st.error().code == ErrorCode::Conflict && !admitted->spec.idempotency_key.empty()) {
+      auto existing = im.store->find_by_idempotency_key(admitted->spec.idempotency_key);
+      if (existing && *existing) return deduplicated(**existing);
+    }
+    return make_error(ErrorCode::Unavailable, "could not store the task, so it was not queued: " + st.error().message);
+  }
+  ++im.tasks_submitted;
+  {
+    std::lock_guard lock(im.mu);
+    im.notify_locked();
+  }
+  SubmitOutcome out;
+  out.view.task = std::move(*admitted);
+  return out;
+}
+
 Result<TaskView> Engine::get(const TaskId& id) const {
   Impl& im = *impl_;
-  std::lock_guard lock(im.mu);
-  const TaskRecord* t = im.scheduler.find(id);
-  if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
-  return im.view_locked(*t);
+  {
+    std::lock_guard lock(im.mu);
+    if (const TaskRecord* t = im.scheduler.find(id)) return im.view_locked(*t);
+  }
+  if (im.queue) {
+    auto found = im.queue->find(id);
+    if (!found) return make_error(ErrorCode::Unavailable, found.error().message);
+    if (*found) {
+      TaskView v;
+      v.task = std::move(**found);
+      return v;
+    }
+  }
+  return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
 }
 
 Result<TaskSpec> Engine::expand_profile(const std::string& name, const std::map<std::string, std::string>& params,
@@ -724,11 +980,34 @@ Result<TaskSpec> Engine::expand_profile(const std::string& name, const std::map<
 }
 
 Result<std::optional<std::string>> Engine::read_result(const TaskId& id) const {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    if (const TaskRecord* t = im.scheduler.find(id)) {
+      if (t->spec.kind != TaskKind::Pool) return std::optional<std::string>{};
+      return read_pool_result(im.spool.dir() / id);
+    }
+  }
+  auto remote = get(id);
+  if (!remote) return remote.error();
+  const TaskRecord& t = remote->task;
+  if (t.spec.kind != TaskKind::Pool || t.node.empty()) return std::optional<std::string>{};
+  if (t.node == im.node_name) return read_pool_result(im.spool.dir() / id);
+  auto node = im.node_named(t.node);
+  if (!node) return node.error();
+  if (!im.opts.cluster.fetch_result) {
+    return make_error(ErrorCode::Unavailable, "the result of task " + id + " is on node " + t.node +
+                                                  ", and this server cannot reach other nodes");
+  }
+  return im.opts.cluster.fetch_result(*node, id);
+}
+
+Result<std::optional<std::string>> Engine::read_local_result(const TaskId& id) const {
   const Impl& im = *impl_;
   {
     std::lock_guard lock(im.mu);
     const TaskRecord* t = im.scheduler.find(id);
-    if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
+    if (!t) return make_error(ErrorCode::NotFound, "task " + id + " did not run on this node");
     if (t->spec.kind != TaskKind::Pool) return std::optional<std::string>{};
   }
   return read_pool_result(im.spool.dir() / id);
@@ -749,6 +1028,26 @@ Result<ListPage> Engine::list(const ListFilter& filter, std::size_t limit,
   }
   limit = std::clamp<std::size_t>(limit, 1, 500);
   ListPage page;
+  if (im.queue) {
+    TaskQuery query{filter.status, filter.tag, filter.name_contains};
+    auto rows = im.queue->page(query, before, limit + 1);
+    if (!rows) return make_error(ErrorCode::Unavailable, rows.error().message);
+    const bool more = rows->size() > limit;
+    if (more) rows->resize(limit);
+    std::lock_guard lock(im.mu);
+    for (TaskRecord& t : *rows) {
+      // What this node holds, it knows better: live byte counts, queue position.
+      if (const TaskRecord* local = im.scheduler.find(t.id)) {
+        page.tasks.push_back(im.view_locked(*local));
+      } else {
+        TaskView v;
+        v.task = std::move(t);
+        page.tasks.push_back(std::move(v));
+      }
+    }
+    if (more) page.next_cursor = "s" + std::to_string(page.tasks.back().task.seq);
+    return page;
+  }
   std::lock_guard lock(im.mu);
   std::int64_t last_seq = 0;
   bool more = false;
@@ -775,21 +1074,26 @@ Result<ListPage> Engine::list(const ListFilter& filter, std::size_t limit,
 
 Result<TaskView> Engine::cancel(const TaskId& id) {
   Impl& im = *impl_;
-  std::lock_guard lock(im.mu);
-  bool needs_kill = false;
-  auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill);
-  if (!changes) return changes.error();
-  im.persist_locked(*changes);
-  im.change_log.changed(id);  // also when only a stop was requested
-  const TaskRecord* t = im.scheduler.find(id);
-  if (needs_kill) im.stop_locked(*t, im.stop_grace_locked());
-  im.notify_locked();
-  return im.view_locked(*t);
+  {
+    std::lock_guard lock(im.mu);
+    if (!im.queue || im.scheduler.find(id)) {
+      auto view = im.cancel_local_locked(id, "cancelled by request");
+      if (view) im.notify_locked();
+      return view;
+    }
+  }
+  // Not held here: ended in the shared table, or asked of the node that runs it.
+  auto shared = im.queue->cancel(id, "cancelled by request");
+  if (!shared) return shared.error();
+  TaskView v;
+  v.task = std::move(shared->task);
+  v.cancel_requested = shared->requested;
+  return v;
 }
 
 std::vector<TaskId> Engine::cancel_all(const std::string& tag) {
   Impl& im = *impl_;
-  std::lock_guard lock(im.mu);
+  std::unique_lock lock(im.mu);
   std::vector<TaskId> cancelled;
   for (const TaskId& id : im.scheduler.live_tasks()) {
     const TaskRecord* t = im.scheduler.find(id);
@@ -798,16 +1102,21 @@ std::vector<TaskId> Engine::cancel_all(const std::string& tag) {
     if (!tag.empty() && std::find(t->spec.tags.begin(), t->spec.tags.end(), tag) == t->spec.tags.end()) {
       continue;
     }
-    bool needs_kill = false;
-    auto changes = im.scheduler.cancel(id, im.now_ms(), needs_kill);
-    if (!changes) continue;
-    im.persist_locked(*changes);
-    im.change_log.changed(id);
-    t = im.scheduler.find(id);
-    if (needs_kill) im.stop_locked(*t, im.stop_grace_locked());
-    cancelled.push_back(id);
+    if (im.cancel_local_locked(id, "cancelled by request")) cancelled.push_back(id);
   }
   im.notify_locked();
+  if (!im.queue) return cancelled;
+  lock.unlock();
+  // And those of the other nodes, and those no node holds yet.
+  auto ids = im.queue->live_ids(tag);
+  if (!ids) {
+    spdlog::warn("cluster: cancelAll could not list the shared tasks: {}", ids.error().message);
+    return cancelled;
+  }
+  for (const TaskId& id : *ids) {
+    if (std::find(cancelled.begin(), cancelled.end(), id) != cancelled.end()) continue;
+    if (auto done = cancel(id)) cancelled.push_back(id);
+  }
   return cancelled;
 }
 
@@ -816,20 +1125,79 @@ Result<OutputWindow> Engine::read_output(const TaskId& id, StreamKind stream,
   Impl& im = *impl_;
   {
     std::lock_guard lock(im.mu);
-    if (!im.scheduler.find(id)) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
+    if (im.scheduler.find(id)) return im.spool.read(id, stream, req);
+  }
+  auto remote = get(id);
+  if (!remote) return remote.error();
+  const TaskRecord& t = remote->task;
+  if (t.node.empty()) return OutputWindow{};  // not started anywhere yet
+  if (t.node == im.node_name) return im.spool.read(id, stream, req);
+  auto node = im.node_named(t.node);
+  if (!node) return node.error();
+  if (!im.opts.cluster.fetch_output) {
+    return make_error(ErrorCode::Unavailable, "the output of task " + id + " is on node " + t.node +
+                                                  ", and this server cannot reach other nodes");
+  }
+  return im.opts.cluster.fetch_output(*node, id, stream, req);
+}
+
+Result<OutputWindow> Engine::read_local_output(const TaskId& id, StreamKind stream, const ReadRequest& req) const {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    if (!im.scheduler.find(id)) return make_error(ErrorCode::NotFound, "task " + id + " did not run on this node");
   }
   return im.spool.read(id, stream, req);
+}
+
+bool Engine::clustered() const { return impl_->queue != nullptr; }
+
+void Engine::advertise(std::string url, std::string token) {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    im.advertised_url = std::move(url);
+    im.advertised_token = std::move(token);
+  }
+  if (im.queue) {
+    im.beat_now.store(true);
+    im.queue->wake();
+  }
 }
 
 Result<TaskView> Engine::wait(const TaskId& id, SteadyTime deadline, std::stop_token stop,
                               const std::function<void(const TaskView&)>& on_change) {
   Impl& im = *impl_;
   std::unique_lock lock(im.mu);
-  const TaskRecord* t = im.scheduler.find(id);
-  if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
   auto fingerprint = [](const TaskRecord& r) {
     return std::make_tuple(r.status, r.attempt, r.progress, r.message, r.pid);
   };
+  const TaskRecord* t = im.scheduler.find(id);
+  if (!t && im.queue) {
+    // Another node runs it (or none yet): read the shared table until it
+    // ends, the deadline passes, or this node claims it.
+    std::optional<decltype(fingerprint(TaskRecord{}))> last;
+    while (!(t = im.scheduler.find(id))) {
+      lock.unlock();
+      auto found = im.queue->find(id);
+      lock.lock();
+      if (!found) return make_error(ErrorCode::Unavailable, found.error().message);
+      if (!*found) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
+      TaskView v;
+      v.task = std::move(**found);
+      if (is_terminal(v.task.status) || im.draining.load()) return v;
+      if (last && *last != fingerprint(v.task) && on_change) {
+        lock.unlock();
+        on_change(v);
+        lock.lock();
+      }
+      last = fingerprint(v.task);
+      if (std::chrono::steady_clock::now() >= deadline || stop.stop_requested()) return v;
+      im.changed.wait_until(lock, stop, std::min(deadline, std::chrono::steady_clock::now() + kRemoteWaitPoll),
+                            [&] { return im.scheduler.find(id) != nullptr || im.draining.load(); });
+    }
+  }
+  if (!t) return make_error(ErrorCode::NotFound, "unknown task id '" + id + "'");
   auto seen = fingerprint(*t);
   while (true) {
     t = im.scheduler.find(id);
@@ -887,6 +1255,11 @@ EngineStats Engine::stats() const {
   }
   s.state_dir = im.opts.state_dir.string();
   s.store = im.store_location;
+  s.node_name = im.node_name;
+  {
+    std::lock_guard lock(im.mu);
+    s.nodes = im.nodes;
+  }
   {
     std::lock_guard lock(im.mu);
     s.restarts = im.restart_info;
@@ -977,6 +1350,8 @@ std::vector<RunningProcess> Engine::hand_over() {
   }
   im.dispatcher.request_stop();
   if (im.dispatcher.joinable()) im.dispatcher.join();
+  // The next image heartbeats under the same name and pid: the leases hold.
+  im.stop_cluster_thread();
   // Pool workers do not cross the exec (their pipes are close-on-exec): their
   // running tasks are found running in the store by the next image, with no
   // keeper, and are retried per their policy as lost.
@@ -1029,6 +1404,12 @@ void Engine::shutdown(std::chrono::milliseconds grace) {
   lock.unlock();
   im.dispatcher.request_stop();
   if (im.dispatcher.joinable()) im.dispatcher.join();
+  if (im.queue) {
+    im.stop_cluster_thread();
+    // What it claimed and did not start goes back to the other nodes now,
+    // not after the lease.
+    if (auto st = im.queue->leave(im.node_name); !st) spdlog::warn("cluster: {}", st.error().message);
+  }
   if (im.pools) im.pools->shutdown();
   im.workers->stop();
   im.runner.reset();  // kills and reaps whatever is left

@@ -287,6 +287,9 @@ class Engine {
  private:
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
+  // What submit checks of a spec against the configuration (profiles, allow lists).
+  Status check_spec(const TaskSpec& spec) const;
+  Result<SubmitOutcome> submit_shared(TaskSpec spec);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -18,7 +18,8 @@ namespace orch::engine {
   X(PQconnectdbParams) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQreset) X(PQexec) X(PQexecParams) \
   X(PQresultStatus) X(PQresultErrorField) X(PQresultErrorMessage) X(PQclear) X(PQgetvalue)             \
   X(PQgetlength) X(PQgetisnull) X(PQntuples) X(PQcmdTuples) X(PQtransactionStatus)                     \
-  X(PQsetNoticeProcessor) X(PQconninfoParse) X(PQconninfoFree) X(PQfreemem)
+  X(PQsetNoticeProcessor) X(PQconninfoParse) X(PQconninfoFree) X(PQfreemem) X(PQsocket)            \
+  X(PQconsumeInput) X(PQnotifies)
 
 struct Libpq {
 #define ORCH_LIBPQ_MEMBER(name) decltype(&::name) name = nullptr;

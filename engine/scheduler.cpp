@@ -136,7 +136,8 @@ void Scheduler::set_status(Entry& e, TaskStatus to, std::vector<Change>& changes
 void Scheduler::settle(Entry& e, std::int64_t now_ms, std::vector<Change>& changes) {
   TaskRecord& t = e.task;
   std::size_t pending = 0;
-  for (const TaskId& dep_id : t.spec.depends_on) {
+  static const std::vector<TaskId> kMetElsewhere;
+  for (const TaskId& dep_id : shared_ ? kMetElsewhere : t.spec.depends_on) {
     const Entry* dep = entry(dep_id);
     if (!dep) {
       end(e, TaskStatus::Cancelled, EndReason::DependencyFailed,

@@ -121,8 +121,19 @@ class Scheduler {
   bool cancel_requested(const TaskId& id) const;
   // True when a running task must be stopped: cancelled or timed out.
   bool should_stop(const TaskId& id) const;
-  // Forgets a task that was just submitted and could not be stored.
+  // Forgets a task: one just submitted that could not be stored, or one
+  // whose claim this node lost (several servers on one store).
   void erase_new(const TaskId& id);
+
+  // Several servers on one store (docs/CLUSTER.md): the tasks here are the
+  // ones this node claimed from the shared queue, which already saw their
+  // dependencies complete, so settle() no longer looks at them (they may
+  // live on other nodes).
+  void set_shared(bool shared) { shared_ = shared; }
+  // A task this node just claimed (queued, its dependencies met).
+  void adopt_claimed(TaskRecord task) { restore(std::move(task)); }
+  // Queued tasks (claimed and not yet started, in a shared queue).
+  std::size_t queued_count() const { return queued_.size(); }
 
   // The earliest time something needs doing without an outside event: a
   // waiting task's not-before time or a running task's timeout.
@@ -192,6 +203,7 @@ class Scheduler {
   std::unordered_map<std::string, TaskId> idempotency_;
   std::int64_t max_seq_ = 0;
   std::set<TaskId> kept_running_;  // restore_done() leaves these running
+  bool shared_ = false;            // set_shared()
   ProfileGate gate_;  // per-profile concurrency, rate limits, breakers
   std::string admission_hold_;
   std::optional<std::int64_t> profile_wakeup_ms_;  // a held profile may start then

@@ -122,6 +122,8 @@ class SharedQueue {
   // Blocks up to `timeout` for news from other nodes (a submit, a cancel):
   // a wake-up hint only (LISTEN/NOTIFY), so callers poll too.
   virtual void wait_for_news(std::chrono::milliseconds timeout) = 0;
+  // Ends a wait_for_news() under way (or the next one) at once: news of this node's own.
+  virtual void wake() = 0;
 };
 
 }  // namespace orch::engine

@@ -67,6 +67,30 @@ CREATE TABLE transitions (
 );
 CREATE INDEX transitions_task ON transitions(task_id, seq);
 )sql",
+    // 2: the columns and the nodes table of several servers on one store
+    // (PostgreSQL, docs/CLUSTER.md), kept here so that both backends have
+    // one schema. A SQLite store has one server: node stays NULL and the
+    // nodes table empty.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN node TEXT;
+ALTER TABLE tasks ADD COLUMN profile TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE tasks ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tasks_node ON tasks(node) WHERE node IS NOT NULL;
+CREATE INDEX tasks_claimable ON tasks(priority DESC, seq) WHERE status = 'queued' AND node IS NULL;
+CREATE TABLE nodes (
+  name            TEXT PRIMARY KEY NOT NULL,
+  url             TEXT NOT NULL DEFAULT '',
+  token           TEXT NOT NULL DEFAULT '',
+  pid             INTEGER NOT NULL DEFAULT 0,
+  started_at_ms   INTEGER NOT NULL DEFAULT 0,
+  heartbeat_at_ms INTEGER NOT NULL DEFAULT 0,
+  running         INTEGER NOT NULL DEFAULT 0,
+  max_concurrent  INTEGER NOT NULL DEFAULT 0,
+  health          TEXT NOT NULL DEFAULT ''
+);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -75,10 +99,11 @@ const std::string kSelectTasks =
 constexpr const char* kInsertTask =
     "INSERT INTO tasks (id, seq, spec, name, tags, priority, idempotency_key, status, reason, "
     "message, progress, attempt, exit_code, signal, pid, peak_rss_kb, submitted_at_ms, "
-    "started_at_ms, finished_at_ms, not_before_ms, stdout_bytes, stderr_bytes) VALUES (:id, :seq, "
+    "started_at_ms, finished_at_ms, not_before_ms, stdout_bytes, stderr_bytes, node, profile, "
+    "depends_on) VALUES (:id, :seq, "
     ":spec, :name, :tags, :priority, :idempotency_key, :status, :reason, :message, :progress, "
     ":attempt, :exit_code, :signal, :pid, :peak_rss_kb, :submitted_at_ms, :started_at_ms, "
-    ":finished_at_ms, :not_before_ms, :stdout_bytes, :stderr_bytes)";
+    ":finished_at_ms, :not_before_ms, :stdout_bytes, :stderr_bytes, :node, :profile, :depends_on)";
 // id, seq and submitted_at_ms never change after insert.
 constexpr const char* kUpdateTask =
     "UPDATE tasks SET spec = :spec, name = :name, tags = :tags, priority = :priority, "
@@ -86,7 +111,8 @@ constexpr const char* kUpdateTask =
     "progress = :progress, attempt = :attempt, exit_code = :exit_code, signal = :signal, "
     "pid = :pid, peak_rss_kb = :peak_rss_kb, started_at_ms = :started_at_ms, "
     "finished_at_ms = :finished_at_ms, not_before_ms = :not_before_ms, "
-    "stdout_bytes = :stdout_bytes, stderr_bytes = :stderr_bytes WHERE id = :id";
+    "stdout_bytes = :stdout_bytes, stderr_bytes = :stderr_bytes, node = :node, profile = :profile, "
+    "depends_on = :depends_on WHERE id = :id";
 constexpr const char* kUpdateProgress =
     "UPDATE tasks SET progress = :progress, pid = :pid, stdout_bytes = :stdout_bytes, "
     "stderr_bytes = :stderr_bytes WHERE id = :id";
@@ -257,6 +283,9 @@ void bind_task(Query& q, const TaskRecord& t) {
   q.integer(":not_before_ms", t.not_before_ms);
   q.integer(":stdout_bytes", static_cast<std::int64_t>(t.stdout_bytes));
   q.integer(":stderr_bytes", static_cast<std::int64_t>(t.stderr_bytes));
+  q.text_or_null(":node", t.node);
+  q.text(":profile", t.spec.profile);
+  q.text(":depends_on", nlohmann::json(t.spec.depends_on).dump());
 }
 
 }  // namespace

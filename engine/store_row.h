@@ -17,12 +17,12 @@ namespace orch::engine::store_row {
 // The columns of a task row, in the order kTaskColumns names them.
 enum Column {
   kId, kSeq, kSpec, kStatus, kReason, kMessage, kProgress, kAttempt, kExitCode, kSignal,
-  kPid, kPeakRss, kSubmittedAt, kStartedAt, kFinishedAt, kNotBefore, kStdoutBytes, kStderrBytes,
+  kPid, kPeakRss, kSubmittedAt, kStartedAt, kFinishedAt, kNotBefore, kStdoutBytes, kStderrBytes, kNode,
 };
 inline constexpr const char* kTaskColumns =
     "id, seq, spec, status, reason, message, progress, attempt, exit_code, signal, pid, "
     "peak_rss_kb, submitted_at_ms, started_at_ms, finished_at_ms, not_before_ms, stdout_bytes, "
-    "stderr_bytes";
+    "stderr_bytes, node";
 
 inline std::int64_t wall_clock_ms() {
   using namespace std::chrono;
@@ -76,6 +76,7 @@ Result<TaskRecord> decode_task(const Row& q) {
   t.not_before_ms = q.column_int(kNotBefore);
   t.stdout_bytes = static_cast<std::uint64_t>(q.column_int(kStdoutBytes));
   t.stderr_bytes = static_cast<std::uint64_t>(q.column_int(kStderrBytes));
+  t.node = q.column_text(kNode);
   return t;
 }
 

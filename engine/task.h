@@ -124,6 +124,9 @@ struct TaskRecord {
   std::int64_t not_before_ms = 0;   // runAt, or the next retry
   std::uint64_t stdout_bytes = 0;   // produced by the latest attempt, counted past the cap
   std::uint64_t stderr_bytes = 0;
+  // Several servers on one store: the node that holds (claimed) it; empty
+  // when none does, or when the server runs alone.
+  std::string node;
 };
 
 // A new random task id, "t" + 26 base32 characters (130 bits): unguessable,

@@ -89,6 +89,7 @@ json task_to_json(const engine::TaskView& view, std::int64_t now_ms) {
   j["dependsOn"] = t.spec.depends_on;
   j["tags"] = t.spec.tags;
   if (view.cancel_requested && !terminal) j["cancelRequested"] = true;
+  if (!t.node.empty()) j["node"] = t.node;
   return j;
 }
 
@@ -114,6 +115,7 @@ json task_schema() {
       {"dependsOn", string_array_schema("task ids this task waits for")},
       {"tags", string_array_schema("tags given at submit")},
       {"cancelRequested", prop("boolean", "true while a cancelled task's process is being stopped")},
+      {"node", prop("string", "several servers on one store: the one that holds (runs or ran) the task")},
   };
   return {{"type", "object"},
           {"properties", std::move(props)},

@@ -63,6 +63,7 @@ inline TaskRecord full_task() {
   t.not_before_ms = kT0 + 5000;
   t.stdout_bytes = 5'000'000'000ULL;  // past 32 bits
   t.stderr_bytes = 17;
+  t.node = "node-a";
   return t;
 }
 
@@ -86,6 +87,7 @@ inline void expect_same(const TaskRecord& a, const TaskRecord& b) {
   EXPECT_EQ(a.not_before_ms, b.not_before_ms);
   EXPECT_EQ(a.stdout_bytes, b.stdout_bytes);
   EXPECT_EQ(a.stderr_bytes, b.stderr_bytes);
+  EXPECT_EQ(a.node, b.node);
 }
 
 }  // namespace orch::test

@@ -89,7 +89,7 @@ TEST_F(SqliteStoreTest, TheFileIsInWalModeAtTheCurrentSchemaVersion) {
   EXPECT_EQ(s->file(), file);
   RawDb raw(file);
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "2");
 }
 
 TEST_F(SqliteStoreTest, CommittedWritesSurviveAStoreThatIsNeverClosed) {
@@ -179,7 +179,7 @@ TEST_F(SqliteStoreTest, RefusesASchemaNewerThanThisBuild) {
   auto s = SqliteStore::open(file);
   ASSERT_FALSE(s.ok());
   const std::string& m = s.error().message;
-  EXPECT_NE(m.find("created by a newer mcp-orchestrator (schema 999, this build knows 1)"),
+  EXPECT_NE(m.find("created by a newer mcp-orchestrator (schema 999, this build knows 2)"),
             std::string::npos)
       << m;
   EXPECT_NE(m.find(file.string()), std::string::npos) << m;
