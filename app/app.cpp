@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "app/http_service.h"
+#include "app/node_link.h"
 #include "app/restart.h"
 #include "engine/engine.h"
 #include "engine/store.h"
@@ -101,6 +102,9 @@ engine::EngineOptions engine_options(const Config& c, const engine::AllowList& a
   o.cluster.node_name = c.cluster_node_name;
   o.cluster.lease = std::chrono::milliseconds(c.cluster_lease_ms);
   o.cluster.heartbeat = std::chrono::milliseconds(c.cluster_heartbeat_ms);
+  // What ran on another node is read from it over HTTP (app/node_link.h).
+  o.cluster.fetch_output = fetch_node_output;
+  o.cluster.fetch_result = fetch_node_result;
   o.profiles = c.profiles;
   o.allow = allow;
   o.memory_floor_mb = c.memory_floor_mb;
@@ -388,6 +392,10 @@ int App::run() {
     }
     http = std::move(*started);
     if (!im.handed) print_http_banner(*http, im.config.state_dir);
+    // Other nodes read what runs here through this URL, with this token.
+    if (im.engine->clustered()) {
+      im.engine->advertise(advertised_url(http->base_url(), this_host_name()), http->token());
+    }
   }
 
   // SIGTERM and SIGINT stop in order; SIGHUP restarts in place. They are

@@ -17,6 +17,7 @@
 
 #include "app/cli.h"
 #include "app/dashboard.h"
+#include "app/node_link.h"
 #include "common/random.h"
 #include "mcp/streamable_http.h"
 #include "tools/task_json.h"
@@ -181,6 +182,8 @@ Result<std::unique_ptr<HttpService>> HttpService::start(const Config& config, en
                    });
   }
   add_dashboard_routes(*im.http, engine, [&im] { return im.facts(); });
+  // Other nodes of a cluster read what ran here (app/node_link.h).
+  if (engine.clustered()) add_node_routes(*im.http, engine);
 
   im.endpoint_file = config.state_dir / kEndpointFile;
   const std::string base = im.http->base_url();

@@ -1,7 +1,8 @@
 // HttpService: the server's HTTP side (SPEC §7), wired from the layers: the
 // listener (transport/http_server), the MCP endpoint /mcp
-// (mcp/streamable_http), /healthz, /metrics (engine/metrics) and the
-// dashboard (app/dashboard).
+// (mcp/streamable_http), /healthz, /metrics (engine/metrics), the
+// dashboard (app/dashboard) and, in a cluster, the routes other nodes read
+// output from (app/node_link).
 //
 // It also owns two files in the state directory:
 //   http-token  the bearer token, made on first start (32 random bytes, hex),

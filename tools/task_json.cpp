@@ -202,6 +202,24 @@ json orchestrator_to_json(const engine::EngineStats& stats, std::string_view ver
           {"tasksSubmitted", stats.tasks_submitted},
           {"spawnErrors", stats.spawn_errors}};
   out.update(profiles_status_to_json(stats));
+  // Only in a cluster: a server alone has no node rows.
+  if (!stats.nodes.empty()) {
+    json nodes = json::array();
+    for (const auto& n : stats.nodes) {
+      // The token stays out: getStatus and the dashboard are read by clients,
+      // and the token is what lets one node into another.
+      nodes.push_back({{"name", sanitize_utf8(n.name)},
+                       {"url", sanitize_utf8(n.url)},
+                       {"alive", n.alive},
+                       {"heartbeatAgeMs", n.heartbeat_age_ms},
+                       {"running", n.running},
+                       {"maxConcurrent", n.max_concurrent},
+                       {"health", sanitize_utf8(n.health)},
+                       {"pid", n.pid}});
+    }
+    out["node"] = sanitize_utf8(stats.node_name);
+    out["nodes"] = std::move(nodes);
+  }
   return out;
 }
 
@@ -258,6 +276,22 @@ json orchestrator_schema() {
             {"stateDir", {{"type", "string"}}},
             {"tasksSubmitted", prop("integer", "since this server process started")},
             {"spawnErrors", count}};
+  json node{{"type", "object"},
+            {"properties",
+             {{"name", prop("string", "the node's name (cluster.nodeName)")},
+              {"url", prop("string", "its HTTP base URL; empty when it serves no HTTP")},
+              {"alive", prop("boolean", "renewed its lease within the lease time")},
+              {"heartbeatAgeMs", prop("integer", "since its last heartbeat, by the database's clock")},
+              {"running", count},
+              {"maxConcurrent", count},
+              {"health", prop("string", "ok, or what its health check says is wrong")},
+              {"pid", count}}},
+            {"required",
+             json::array({"name", "url", "alive", "heartbeatAgeMs", "running", "maxConcurrent", "health", "pid"})}};
+  properties["node"] = prop("string", "in a cluster: this server's node name");
+  properties["nodes"] = {{"type", "array"},
+                         {"description", "in a cluster: every node sharing the store, alive or not, by name"},
+                         {"items", std::move(node)}};
   properties.update(profiles_status_schema_properties());
   return {{"type", "object"},
           {"properties", std::move(properties)},

@@ -1,6 +1,6 @@
 // HttpClient: plain HTTP/1.1 requests to one server (the command-line
-// client's way to a running mcp-orchestrator). Like HttpServer it lives in the
-// HTTP module (transport/http_module.h), loaded on first use.
+// client's way to a running mcp-orchestrator, and one node's way to another).
+// Like HttpServer it lives in the HTTP module (transport/http_module.h), loaded on first use.
 //
 // Errors: open() fails when the module cannot be loaded or the URL does not
 // parse; a request fails when the server cannot be reached or the connection
@@ -43,6 +43,8 @@ class HttpClient {
   static Result<std::unique_ptr<HttpClient>> open(const std::string& base_url, const HttpClientOptions& options = {});
   virtual ~HttpClient() = default;
 
+  // `path` may carry a query string, already percent-encoded.
+  virtual Result<HttpReply> get(const std::string& path, const HttpHeaders& headers) = 0;
   virtual Result<HttpReply> post(const std::string& path, const HttpHeaders& headers, const std::string& body,
                                  const std::string& content_type) = 0;
   virtual Result<HttpReply> del(const std::string& path, const HttpHeaders& headers) = 0;

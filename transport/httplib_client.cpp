@@ -16,6 +16,10 @@ class HttplibClient final : public HttpClient {
 
   bool valid() const { return http_.is_valid(); }
 
+  Result<HttpReply> get(const std::string& path, const HttpHeaders& headers) override {
+    return reply(http_.Get(path, to_httplib(headers)));
+  }
+
   Result<HttpReply> post(const std::string& path, const HttpHeaders& headers, const std::string& body,
                          const std::string& content_type) override {
     return reply(http_.Post(path, to_httplib(headers), body, content_type));

@@ -232,6 +232,30 @@ function renderOverview() {
   const http = o.http || {};
   $('stat-http').textContent = String(http.sessions ?? 0);
   $('stat-http').title = `${http.threads ?? 0} threads, ${http.busy ?? 0} busy, ${http.streams ?? 0} open streams`;
+  renderNodes(o);
+}
+
+// Only servers sharing one store have nodes; a server alone hides the table.
+function renderNodes(o) {
+  const nodes = Array.isArray(o.nodes) ? o.nodes : [];
+  $('nodes').hidden = nodes.length === 0;
+  if (nodes.length === 0) return;
+  const alive = nodes.filter(n => n.alive).length;
+  $('node-count').textContent = `${alive} alive of ${nodes.length}`;
+  const rows = nodes.map(n => {
+    const tr = el('tr');
+    const name = el('td', n.name === o.node ? 'node-self' : '', n.name);
+    if (n.name === o.node) name.title = 'this server';
+    tr.append(name,
+      el('td', n.alive ? 'node-alive' : 'node-dead', n.alive ? 'alive' : 'lease expired'),
+      el('td', 'col-num', `${fmtDuration(n.heartbeatAgeMs)} ago`),
+      el('td', 'col-num', `${n.running} / ${n.maxConcurrent}`),
+      el('td', '', n.health || ''),
+      el('td', 'col-num', String(n.pid ?? '')),
+      el('td', 'mono', n.url || 'no HTTP'));
+    return tr;
+  });
+  $('node-rows').replaceChildren(...rows);
 }
 
 // ---------------------------------------------------------------- tasks: the map

@@ -245,5 +245,33 @@ TEST(TaskJson, OrchestratorShowsRestartsAndHealth) {
   EXPECT_EQ(j.at("health").at("checks").at(0).at("ok"), false);
 }
 
+TEST(TaskJson, OrchestratorShowsNodesOnlyInAClusterAndNeverTheirTokens) {
+  engine::EngineStats alone;
+  json j = orchestrator_to_json(alone, "1.2.3");
+  EXPECT_FALSE(j.contains("node"));
+  EXPECT_FALSE(j.contains("nodes"));
+
+  engine::EngineStats s;
+  s.node_name = "a";
+  engine::NodeInfo a{.name = "a", .url = "http://127.0.0.1:1", .token = "secret-a", .pid = 10,
+                     .heartbeat_age_ms = 120, .running = 2, .max_concurrent = 8, .health = "ok", .alive = true};
+  engine::NodeInfo b{.name = "b", .url = "", .token = "secret-b", .pid = 11, .heartbeat_age_ms = 45000,
+                     .running = 0, .max_concurrent = 4, .health = "rss: too big", .alive = false};
+  s.nodes = {a, b};
+  j = orchestrator_to_json(s, "1.2.3");
+  EXPECT_EQ(j.at("node"), "a");
+  ASSERT_EQ(j.at("nodes").size(), 2u);
+  EXPECT_EQ(j.at("nodes").at(0), (json{{"name", "a"}, {"url", "http://127.0.0.1:1"}, {"alive", true},
+                                       {"heartbeatAgeMs", 120}, {"running", 2}, {"maxConcurrent", 8},
+                                       {"health", "ok"}, {"pid", 10}}));
+  EXPECT_EQ(j.at("nodes").at(1).at("alive"), false);
+  EXPECT_EQ(j.at("nodes").at(1).at("health"), "rss: too big");
+  EXPECT_EQ(j.dump().find("secret"), std::string::npos) << j.dump();
+  json schema = orchestrator_schema();
+  for (const auto& key : schema.at("properties").at("nodes").at("items").at("required")) {
+    EXPECT_TRUE(j.at("nodes").at(1).contains(key.get<std::string>())) << key;
+  }
+}
+
 }  // namespace
 }  // namespace orch::tools
