@@ -55,7 +55,12 @@ class NativeTasksTest : public ::testing::Test {
 };
 
 TEST_F(NativeTasksTest, ANativeTaskIsTheEngineTask) {
-  NativeTask t = create("a", {{"command", "echo out; echo err >&2"}, {"name", "native-1"}}, {}, 60000);
+  // Held until the gate file exists, so that it is still working when looked at.
+  const std::string gate = (dir_.path() / "gate").string();
+  NativeTask t = create("a",
+                        {{"command", "while [ ! -e '" + gate + "' ]; do sleep 0.01; done; echo out; echo err >&2"},
+                         {"name", "native-1"}},
+                        {}, 60000);
   EXPECT_TRUE(engine::looks_like_task_id(t.id));
   EXPECT_EQ(t.status, NativeTaskStatus::Working);
   EXPECT_EQ(t.ttl_ms, 60000);
@@ -64,6 +69,7 @@ TEST_F(NativeTasksTest, ANativeTaskIsTheEngineTask) {
   auto view = engine_->get(t.id);
   ASSERT_TRUE(view);
   EXPECT_EQ(view->task.spec.name, "native-1");
+  std::ofstream(gate).put('\n');
 
   auto result = tasks_->result("a", t.id, {});
   ASSERT_TRUE(result) << result.error().message;
