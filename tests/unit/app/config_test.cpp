@@ -191,5 +191,19 @@ TEST(Config, RefusesBadProfilesWithTheirJsonPath) {
   }
 }
 
+TEST(Config, ReadsTheClusterKeysAndRefusesAHeartbeatThatCouldLoseTheLease) {
+  Config c;
+  ASSERT_TRUE(parse_config_text(R"({"cluster":{"nodeName":"build-1","leaseMs":4000,"heartbeatMs":500}})", "c.json", c));
+  EXPECT_EQ(c.cluster_node_name, "build-1");
+  EXPECT_EQ(c.cluster_lease_ms, 4000);
+  EXPECT_EQ(c.cluster_heartbeat_ms, 500);
+  Config d;
+  auto st = parse_config_text(R"({"cluster":{"leaseMs":1000,"heartbeatMs":600}})", "d.json", d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("cluster.heartbeatMs"), std::string::npos) << st.error().message;
+  EXPECT_EQ(d.cluster_lease_ms, 30000) << "a refused file changes nothing";
+  EXPECT_FALSE(parse_config_text(R"({"cluster":{"leader":true}})", "e.json", d).ok());
+}
+
 }  // namespace
 }  // namespace orch::app
