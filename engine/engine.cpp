@@ -304,14 +304,23 @@ struct Engine::Impl {
     {
       std::lock_guard lock(mu);
       report.self = self_locked();
+      report.holding = scheduler.live_tasks();
     }
     report.lease_ms = opts.cluster.lease.count();
-    auto cancels = queue->heartbeat(report);
-    if (!cancels) {
-      spdlog::warn("cluster: heartbeat failed: {}", cancels.error().message);
-    } else if (!cancels->empty()) {
+    auto reply = queue->heartbeat(report);
+    if (!reply) {
+      spdlog::warn("cluster: heartbeat failed: {}", reply.error().message);
+    } else if (!reply->cancels.empty() || !reply->lost.empty()) {
       std::lock_guard lock(mu);
-      for (const TaskId& id : *cancels) (void)cancel_local_locked(id, "cancelled by request (asked on another node)");
+      for (const TaskId& id : reply->cancels) {
+        (void)cancel_local_locked(id, "cancelled by request (asked on another node)");
+      }
+      if (!reply->lost.empty()) {
+        spdlog::warn("cluster: {} task(s) of this node were given to the queue while it did not renew its lease; "
+                     "stopping them here",
+                     reply->lost.size());
+        lost_claims.insert(lost_claims.end(), reply->lost.begin(), reply->lost.end());
+      }
       notify_locked();
     }
     auto rescued = queue->rescue(

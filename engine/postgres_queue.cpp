@@ -54,6 +54,11 @@ constexpr const char* kRenewLeases =
     "UPDATE tasks SET lease_until_ms = " ORCH_NOW_MS " + $2 WHERE node = $1 AND status IN " ORCH_LIVE;
 constexpr const char* kTakeCancels =
     "UPDATE tasks SET cancel_requested = 0 WHERE node = $1 AND cancel_requested = 1 RETURNING id";
+// Of the ids a node reports holding, those whose row says otherwise (in the
+// same transaction as the renewal, so no rescue falls between the two).
+constexpr const char* kLostClaims =
+    "SELECT h.id FROM unnest($2::text[]) AS h(id) WHERE NOT EXISTS "
+    "(SELECT 1 FROM tasks t WHERE t.id = h.id AND t.node = $1)";
 constexpr const char* kGiveBack =
     "UPDATE tasks SET node = NULL, lease_until_ms = 0 WHERE node = $1 AND status IN ('queued', 'waiting')";
 constexpr const char* kDropNode = "DELETE FROM nodes WHERE name = $1";
@@ -193,12 +198,12 @@ std::string claim_limits(const std::map<std::string, ProfileRules>& rules, bool&
 
 }  // namespace
 
-Result<std::vector<TaskId>> PostgresStore::heartbeat(const NodeReport& report) {
+Result<HeartbeatReply> PostgresStore::heartbeat(const NodeReport& report) {
   Impl& im = *impl_;
   std::lock_guard lock(im.mu);
   const NodeInfo& n = report.self;
   const std::string what = "heartbeat of node " + n.name;
-  std::vector<TaskId> cancels;
+  HeartbeatReply reply;
   Status st = im.session.transaction(what, [&]() -> Status {
     Params node;
     node.text(n.name).text(n.url).text(n.token).integer(n.pid).integer(n.started_at_ms).integer(std::int64_t{n.running})
@@ -211,11 +216,17 @@ Result<std::vector<TaskId>> PostgresStore::heartbeat(const NodeReport& report) {
     mine.text(n.name);
     auto r = im.session.exec(kTakeCancels, mine, what);
     if (!r) return r.error();
-    cancels = first_column(*r);
+    reply.cancels = first_column(*r);
+    if (report.holding.empty()) return {};
+    Params held;
+    held.text(n.name).text(postgres::text_array(report.holding));
+    auto lost = im.session.exec(kLostClaims, held, what);
+    if (!lost) return lost.error();
+    reply.lost = first_column(*lost);
     return {};
   });
   if (!st) return st.error();
-  return cancels;
+  return reply;
 }
 
 Status PostgresStore::leave(const std::string& node) {

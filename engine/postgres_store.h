@@ -53,7 +53,7 @@ class PostgresStore final : public Store, public SharedQueue {
   std::string location() const override;
 
   // SharedQueue (engine/shared_queue.h).
-  Result<std::vector<TaskId>> heartbeat(const NodeReport& report) override;
+  Result<HeartbeatReply> heartbeat(const NodeReport& report) override;
   Status leave(const std::string& node) override;
   Result<std::vector<NodeInfo>> nodes(std::int64_t lease_ms) override;
   Result<std::int64_t> next_seq() override;

@@ -44,6 +44,16 @@ struct NodeInfo {
 struct NodeReport {
   NodeInfo self;               // name, url, token, pid, started_at_ms, running, max_concurrent, health
   std::int64_t lease_ms = 0;   // how long its claims hold without a heartbeat
+  std::vector<TaskId> holding; // the live tasks it has in memory (see HeartbeatReply::lost)
+};
+
+// What a heartbeat hands back to the node.
+struct HeartbeatReply {
+  std::vector<TaskId> cancels; // tasks it holds that another node asked to cancel since the last heartbeat
+  // Tasks in NodeReport::holding that it no longer holds: its lease ran out
+  // (it was stopped, or cut off) and the rescuer gave them to the queue.
+  // The node stops them without writing their end: the table has moved on.
+  std::vector<TaskId> lost;
 };
 
 // A filter on the shared table (ListFilter's fields).
@@ -78,9 +88,8 @@ class SharedQueue {
 
   // Records this node (a row by name; a node restarting under its name takes
   // its row back) and renews the leases of the tasks it holds. Also every
-  // heartbeat. Returns the ids of tasks this node holds that another node
-  // asked to cancel since the last call.
-  virtual Result<std::vector<TaskId>> heartbeat(const NodeReport& report) = 0;
+  // heartbeat. Returns the cancels asked of it and the claims it lost.
+  virtual Result<HeartbeatReply> heartbeat(const NodeReport& report) = 0;
   // A clean stop: this node's row goes; the tasks it still holds (queued or
   // waiting ones it claimed) are given back at once.
   virtual Status leave(const std::string& node) = 0;

@@ -298,6 +298,64 @@ TEST_F(Cluster, TasksOfAKilledNodeRunAgainOnAnotherWithinTheLease) {
   }
 }
 
+TEST_F(Cluster, ANodeStoppedPastItsLeaseGivesUpItsTasksAndItsLateResultIsIgnored) {
+  // B runs two tasks and is stopped (SIGSTOP) past its lease; A runs them
+  // again. One first attempt sleeps on, the other ends while B is stopped.
+  // When B runs again it must stop the one and drop the result of the other.
+  Node& b = start_node("b");
+  const fs::path release = dir_.path() / "release";
+  auto first_then_second = [&](const std::string& marker, const std::string& first) {
+    const std::string m = (dir_.path() / marker).string();
+    return b.server->submit({{"command", "if [ -e '" + m + "' ]; then echo second; else touch '" + m + "'; " + first + "; fi"},
+                             {"retry", {{"maxAttempts", 2}}}});
+  };
+  const std::string sleeper = first_then_second("marker-sleep", "sleep 300");
+  const std::string late = first_then_second(
+      "marker-late", "until [ -e '" + release.string() + "' ]; do sleep 0.05; done; echo first");
+  std::map<std::string, pid_t> first_pids;
+  for (const auto& id : {sleeper, late}) {
+    ASSERT_TRUE(b.server->wait_task(id, running_with_pid, scaled(10s)));
+    first_pids[id] = b.server->task(id).value("pid", 0);
+    ASSERT_GT(first_pids[id], 0);
+    kill_group_at_teardown(first_pids[id]);
+  }
+  Node& a = start_node("a");
+  wait_joined(2);
+
+  b.server->kill(SIGSTOP);
+  struct Resume {
+    ServerProcess* server;
+    ~Resume() { server->kill(SIGCONT); }
+  } resume_at_teardown{b.server};
+  auto second_on_a = [](const json& t) {
+    return has_status(t, "completed") && t.value("attempt", 0) == 2 && t.value("node", "") == "a";
+  };
+  for (const auto& id : {sleeper, late}) {
+    EXPECT_TRUE(a.server->wait_task(id, second_on_a, scaled(kLease + 12 * kHeartbeat + 10s)))
+        << id << " did not run again on a: " << a.server->task(id).dump();
+  }
+  // The late first attempt ends while its node is stopped, and prints "first".
+  write_file(release, "");
+  EXPECT_TRUE(wait_until([&] { return processes_in_group(first_pids[late]).empty(); }, scaled(10s)));
+  b.server->kill(SIGCONT);
+
+  // B, running again, learns on its heartbeat that both are no longer its own.
+  EXPECT_TRUE(wait_until([&] { return processes_in_group(first_pids[sleeper]).empty(); }, scaled(10s)))
+      << "the first attempt of " << sleeper << " outlived its node's lost lease";
+  for (const auto& id : {sleeper, late}) {
+    EXPECT_TRUE(b.server->wait_task(id, second_on_a, scaled(10s))) << id << ": " << b.server->task(id).dump();
+    for (Node* node : {&a, &b}) {
+      json result = structured(node->server->call_tool("getResult", {{"taskId", id}}));
+      EXPECT_EQ(result.value("status", ""), "completed") << node->name << ": " << result.dump();
+      EXPECT_EQ(result["stdout"].value("text", ""), "second\n") << node->name << ": " << result.dump();
+    }
+  }
+  // And B takes its share of the work again.
+  wait_joined(2);
+  auto ran = run_names(20);
+  EXPECT_EQ(ran["a"] + ran["b"], 20);
+}
+
 TEST_F(Cluster, ThreeNodesRunEveryTaskExactlyOnce) {
   start_node("a");
   start_node("b");

@@ -150,6 +150,11 @@ TEST_F(PostgresQueueTest, TheRescuerGivesBackADeadNodesTaskAndIgnoresItsLateResu
   running.attempt = 1;
   running.started_at_ms = test::kT0;
   ASSERT_TRUE(s->update(running, TaskStatus::Queued).ok());
+  NodeReport holding = report("node-a", 500);
+  holding.holding = {running.id};
+  auto held = s->heartbeat(holding);
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  EXPECT_TRUE(held->lost.empty()) << "node-a still holds it";
   // node-a stops heartbeating; node-b's rescuer takes over after the lease.
   ASSERT_TRUE(test::wait_until([&] {
     auto r = s->rescue(500, [](const TaskRecord& t, const std::string& dead) { return rescue_decision(t, dead, test::kT0); },
@@ -162,7 +167,12 @@ TEST_F(PostgresQueueTest, TheRescuerGivesBackADeadNodesTaskAndIgnoresItsLateResu
   EXPECT_EQ((*now)->node, "");
   EXPECT_EQ((*now)->attempt, 1) << "the next start makes it attempt 2";
   EXPECT_NE((*now)->message.find("lost with node node-a"), std::string::npos) << (*now)->message;
-  // node-a comes back and reports the end of the attempt it lost.
+  // node-a comes back: its heartbeat tells it the task is no longer its own...
+  auto back = s->heartbeat(holding);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->lost, std::vector<TaskId>{running.id});
+  EXPECT_EQ((*s->find(running.id))->status, TaskStatus::Queued) << "nor did the heartbeat take it back";
+  // ...and the end of the attempt it lost, should it report one, is refused.
   TaskRecord late = running;
   late.status = TaskStatus::Completed;
   late.finished_at_ms = test::kT0 + 10;
@@ -187,8 +197,8 @@ TEST_F(PostgresQueueTest, ACancelOfATaskAnotherNodeHoldsReachesItOnItsHeartbeat)
   EXPECT_FALSE(asked->ended);
   auto delivered = a->heartbeat(report("node-a"));
   ASSERT_TRUE(delivered.ok());
-  EXPECT_EQ(*delivered, std::vector<TaskId>{t.id});
-  EXPECT_TRUE(a->heartbeat(report("node-a"))->empty()) << "delivered once";
+  EXPECT_EQ(delivered->cancels, std::vector<TaskId>{t.id});
+  EXPECT_TRUE(a->heartbeat(report("node-a"))->cancels.empty()) << "delivered once";
 }
 
 TEST_F(PostgresQueueTest, ACancelAskedOfANodeThatDiesEndsTheTaskInsteadOfRunningItAgain) {
