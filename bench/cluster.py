@@ -2,6 +2,8 @@
 """Several servers on one PostgreSQL store (docs/CLUSTER.md): throughput of
 trivial tasks with 1, 2 and 3 servers, and add→start latency on an idle
 cluster (the anchor: graphile-worker, 4.16 ms on average from add to start).
+The same figures for one server on the embedded SQLite store come first, as
+the reference measured in the same run.
 
   bench/cluster.py                 full run on the release build
   bench/cluster.py --quick         less work: checks that it runs, not its figures
@@ -83,8 +85,9 @@ class Cluster:
             for i in range(size):
                 state = os.path.join(work, f"node-{i}")
                 os.makedirs(state, exist_ok=True)
-                server = Server(binary, ["--state-dir", state, "--store", store, "--config", config,
-                                         "--node-name", f"node-{i}", "--http", "127.0.0.1:0", "--stdio",
+                where = ["--store", store, "--node-name", f"node-{i}"] if store else []
+                server = Server(binary, ["--state-dir", state, *where, "--config", config,
+                                         "--http", "127.0.0.1:0", "--stdio",
                                          "--max-concurrent", str(args.max_concurrent)])
                 self.servers.append(server)
                 server.initialize()
@@ -213,11 +216,16 @@ def main():
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="orch-bench-cluster-") as work:
+        # mkdtemp makes it 0700: as root, the PostgreSQL started inside runs as
+        # the postgres user, who must be able to enter it.
+        os.chmod(work, 0o755)
         pg = Postgres(args.url, work)
         try:
-            for size in [int(s) for s in args.sizes.split(",")]:
-                store = pg.database(f"orch_bench_{size}")
-                node_work = os.path.join(work, f"size-{size}")
+            # The reference, side by side: one server on its embedded SQLite store.
+            runs = [(1, None)] + [(int(s), "postgresql") for s in args.sizes.split(",")]
+            for size, kind in runs:
+                store = pg.database(f"orch_bench_{size}") if kind else None
+                node_work = os.path.join(work, f"size-{size}-{kind or 'sqlite'}")
                 os.makedirs(node_work)
                 cluster = Cluster(binary, node_work, store, size, args)
                 try:
@@ -225,12 +233,12 @@ def main():
                     p50, p99, mean = add_to_start(cluster, samples)
                 finally:
                     cluster.close()
-                row = {"servers": size, "tasks": tasks, "tasksPerSec": round(rate, 1),
+                row = {"servers": size, "store": kind or "sqlite", "tasks": tasks, "tasksPerSec": round(rate, 1),
                        "submitSec": round(submitted, 3), "addToStartMs": {
                            "p50": round(p50, 1), "p99": round(p99, 1), "mean": round(mean, 2),
                            "samples": samples}}
                 rows.append(row)
-                print(f"{size} server(s): {rate:7.1f} tasks/s ({tasks} `true` tasks, submits took "
+                print(f"{size} server(s), {kind or 'sqlite':10}: {rate:7.1f} tasks/s ({tasks} `true` tasks, submits took "
                       f"{submitted:.2f} s) | add→start p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
                       f"mean {mean:.2f} ms ({samples} samples)", flush=True)
         finally:
