@@ -8,6 +8,7 @@ import argparse
 import collections
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -42,8 +43,10 @@ def main():
     shown = {"build": build_name(binary), "tests passed": figures.pop("tests passed", 0),
              "tests failed": figures.pop("tests failed", 0), **figures}
     suite = os.path.join("build", build_name(binary), "tests", os.path.basename(binary))
+    # The binary's own arguments (a --gtest_filter) are part of what was run.
+    run = " ".join([suite, *(shlex.quote(a) for a in command[1:])])
     write_report(opts.id, opts.test, f"tests/reliability/gtest_figures.py --id {opts.id} --test '{opts.test}' -- "
-                 f"{suite}", shown, opts.report_dir)
+                 f"{run}", shown, opts.report_dir)
     for key, value in shown.items():
         print(f"{key:>28}: {value}")
     return rc
