@@ -114,11 +114,46 @@ std::size_t utf8_sequence_length(std::string_view bytes, std::size_t i, std::siz
   return 0;
 }
 
+namespace {
+
+// Where the first invalid UTF-8 sequence starts, or bytes.size(). ASCII is
+// skipped eight bytes at a time.
+std::size_t first_invalid_utf8(std::string_view bytes) {
+  std::size_t i = 0;
+  const std::size_t n = bytes.size();
+  while (i < n) {
+    if (i + 8 <= n) {
+      std::uint64_t v;
+      std::memcpy(&v, bytes.data() + i, sizeof v);
+      if ((v & kHighs) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(bytes[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t skip = 0;
+    const std::size_t len = utf8_sequence_length(bytes, i, skip);
+    if (len == 0) return i;
+    i += len;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string sanitize_utf8_owned(std::string bytes) {
+  if (first_invalid_utf8(bytes) == bytes.size()) return bytes;
+  return sanitize_utf8(bytes);
+}
+
 std::string sanitize_utf8(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size());
-  std::size_t i = 0, run = 0;
   const std::size_t n = bytes.size();
+  std::size_t i = first_invalid_utf8(bytes), run = 0;
   while (i < n) {
     if (static_cast<unsigned char>(bytes[i]) < 0x80) {
       ++i;
@@ -176,8 +211,35 @@ void append_json_text(std::string& out, const nlohmann::json& value) {
   }
 }
 
+namespace {
+
+// Bytes of the text before escaping: string and key lengths, punctuation and
+// a guess for scalars. Reserving it spares a megabyte-sized window the
+// string's doublings (each a fresh allocation, its pages faulted in anew).
+std::size_t unescaped_size(const nlohmann::json& value) {
+  using Type = nlohmann::json::value_t;
+  switch (value.type()) {
+    case Type::object: {
+      std::size_t n = 2;
+      for (const auto& [key, item] : value.items()) n += key.size() + 4 + unescaped_size(item);
+      return n;
+    }
+    case Type::array: {
+      std::size_t n = 2;
+      for (const auto& item : value) n += 1 + unescaped_size(item);
+      return n;
+    }
+    case Type::string: return value.get_ref<const std::string&>().size() + 2;
+    default: return 8;
+  }
+}
+
+}  // namespace
+
 std::string json_text(const nlohmann::json& value) {
   std::string out;
+  const std::size_t size = unescaped_size(value);
+  out.reserve(size + size / 32);  // room for some escapes
   append_json_text(out, value);
   return out;
 }

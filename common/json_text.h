@@ -28,6 +28,9 @@ std::size_t utf8_sequence_length(std::string_view bytes, std::size_t i, std::siz
 
 // The bytes with every invalid UTF-8 sequence replaced by U+FFFD.
 std::string sanitize_utf8(std::string_view bytes);
+// The same for bytes the caller hands over: valid ones (the usual case: a
+// window of task output) come back as they are, without a copy.
+std::string sanitize_utf8_owned(std::string bytes);
 
 // True when the JSON text opens more than `limit` arrays or objects inside
 // each other (brackets in strings do not count). nlohmann's parser is

@@ -181,7 +181,7 @@ json call(engine::Engine& engine, const json& args, mcp::ToolCallContext& ctx) {
   auto add_window = [&](engine::StreamKind kind, std::uint64_t produced) -> Status {
     auto window = engine.read_output(req->task_id, kind, req->read);
     if (!window) return window.error();
-    out[engine::to_string(kind)] = window_to_json(*window, produced, cap);
+    out[engine::to_string(kind)] = window_to_json(std::move(*window), produced, cap);
     return {};
   };
   if (req->want_stdout) {

@@ -122,13 +122,12 @@ json task_schema() {
           {"required", json::array({"taskId", "status", "attempt", "maxAttempts", "submittedAt", "dependsOn", "tags"})}};
 }
 
-json window_to_json(const engine::OutputWindow& window, std::uint64_t produced_bytes,
-                    std::uint64_t cap_bytes) {
+json window_to_json(engine::OutputWindow window, std::uint64_t produced_bytes, std::uint64_t cap_bytes) {
   // The spool writes a marker line once a stream passes its cap, so a file
   // longer than the cap means capped even if the record's count lags.
   const bool capped = produced_bytes > cap_bytes || window.file_bytes > cap_bytes;
   std::uint64_t total = std::max(produced_bytes, capped ? cap_bytes + 1 : window.file_bytes);
-  return {{"text", sanitize_utf8(window.data)},
+  return {{"text", sanitize_utf8_owned(std::move(window.data))},
           {"offset", window.offset},
           {"nextOffset", window.next_offset},
           {"totalBytes", total},

@@ -37,9 +37,8 @@ json progress_schema();
 // {text, offset, nextOffset, totalBytes, truncated, capped}.
 // `produced_bytes` is what the task printed on the stream (the record's
 // count, which may lag the file while the task runs); `cap_bytes` is the
-// spool's per-stream cap.
-json window_to_json(const engine::OutputWindow& window, std::uint64_t produced_bytes,
-                    std::uint64_t cap_bytes);
+// spool's per-stream cap. Takes the window to move its bytes into the JSON.
+json window_to_json(engine::OutputWindow window, std::uint64_t produced_bytes, std::uint64_t cap_bytes);
 json window_schema();
 
 // getStatus without arguments: the orchestrator itself.

@@ -145,7 +145,7 @@ Result<json> TaskResources::read(const std::string& uri) {
   if (!window) return window.error();
   const std::uint64_t produced =
       parsed->stream == engine::StreamKind::Stdout ? view->task.stdout_bytes : view->task.stderr_bytes;
-  json meta = window_to_json(*window, produced, engine_.options().stream_cap_bytes);
+  json meta = window_to_json(std::move(*window), produced, engine_.options().stream_cap_bytes);
   std::string text = meta.at("text").get<std::string>();
   meta.erase("text");
   meta["status"] = engine::to_string(view->task.status);

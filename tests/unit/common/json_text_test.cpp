@@ -71,5 +71,50 @@ TEST(JsonText, SanitizeKeepsValidTextAndReplacesTheRest) {
   EXPECT_EQ(sanitize_utf8("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);
 }
 
+// Byte at a time, as the fast paths must agree with.
+std::string sanitize_slowly(std::string_view bytes) {
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size();) {
+    if (static_cast<unsigned char>(bytes[i]) < 0x80) {
+      out.push_back(bytes[i++]);
+      continue;
+    }
+    std::size_t skip = 0;
+    if (std::size_t len = utf8_sequence_length(bytes, i, skip); len > 0) {
+      out.append(bytes.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      i += skip;
+    }
+  }
+  return out;
+}
+
+TEST(JsonText, SanitizeFindsABrokenByteAtEveryPositionOfAnEightByteBlock) {
+  const std::string breakers[] = {"\xFF", "\xC3", "\xE2\x82", "\xED\xA0\x80", "\xC3\xA9"};
+  for (const std::string& b : breakers) {
+    for (std::size_t at = 0; at < 20; ++at) {
+      std::string s = std::string(at, 'a') + b + std::string(19 - at, 'z');
+      EXPECT_EQ(sanitize_utf8(s), sanitize_slowly(s)) << at;
+      EXPECT_EQ(sanitize_utf8_owned(s), sanitize_slowly(s)) << at;
+    }
+  }
+}
+
+TEST(JsonText, OwnedSanitizeHandsValidTextBackUnchanged) {
+  std::string valid = std::string(1 << 16, 'x') + "\xE2\x82\xAC" + std::string(100, 'y');
+  const std::string copy = valid;
+  EXPECT_EQ(sanitize_utf8_owned(std::move(valid)), copy);
+  std::mt19937 rng(11);
+  for (int round = 0; round < 300; ++round) {
+    std::string s;
+    const int n = static_cast<int>(rng() % 48);
+    for (int i = 0; i < n; ++i) s.push_back(static_cast<char>(rng() % 3 == 0 ? rng() % 256 : 'a' + rng() % 26));
+    ASSERT_EQ(sanitize_utf8(s), sanitize_slowly(s));
+    ASSERT_EQ(sanitize_utf8_owned(s), sanitize_slowly(s));
+  }
+}
+
 }  // namespace
 }  // namespace orch
