@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   // Before any thread: see engine/platform.h. Two arenas serve 2–4 busy
   // threads without contention; the rest of ours mostly wait.
   orch::engine::platform::limit_allocator_arenas(2);
+  orch::engine::platform::keep_freed_blocks_up_to(8u << 20);
   // A peer that goes away must surface as EPIPE on write, not kill us.
   ::signal(SIGPIPE, SIG_IGN);
   // An inherited SIG_IGN for SIGCHLD (a parent's choice, or an image before a

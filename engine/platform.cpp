@@ -210,6 +210,16 @@ bool limit_allocator_arenas(int arenas) {
 #endif
 }
 
+bool keep_freed_blocks_up_to(std::size_t bytes) {
+#ifdef __GLIBC__
+  const int n = static_cast<int>(std::min<std::size_t>(bytes, 1u << 30));
+  return ::mallopt(M_MMAP_THRESHOLD, n) == 1 && ::mallopt(M_TRIM_THRESHOLD, n) == 1;
+#else
+  (void)bytes;
+  return false;
+#endif
+}
+
 void release_free_memory() {
 #ifdef __GLIBC__
   ::malloc_trim(0);

@@ -95,6 +95,12 @@ std::int64_t mem_available_kb();
 // burst that wakes a hundred worker threads left megabytes behind for good
 // (the soak in bench/). Call before other threads start. False if refused.
 bool limit_allocator_arenas(int arenas);
+// Serves blocks up to `bytes` from the heap instead of fresh mappings, and
+// keeps up to `bytes` of freed heap between the health check's trims
+// (release_free_memory). A 1 MiB getResult window builds strings of 1–2 MiB:
+// mapped afresh and unmapped on every call, their pages faulted in each time
+// cost as much as the rest of the call. Call before other threads start.
+bool keep_freed_blocks_up_to(std::size_t bytes);
 // Hands the allocator's free pages back to the system (malloc_trim), so RSS
 // measures live memory: the health check calls it before comparing RSS with
 // --max-rss-mb, and a burst's freed memory does not stay resident.

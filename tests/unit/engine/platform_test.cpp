@@ -116,6 +116,25 @@ TEST(Platform, TheAllocatorTakesAnArenaLimit) {
   EXPECT_TRUE(limit_allocator_arenas(8));
 }
 
+TEST(Platform, TheAllocatorKeepsFreedBlocksUpToAThreshold) {
+  if (!kGlibcAllocator) GTEST_SKIP() << "the sanitizer's allocator is not glibc's";
+  ASSERT_TRUE(keep_freed_blocks_up_to(8u << 20));
+  release_free_memory();
+  const std::int64_t before = current_rss_kb();
+  // A 4 MiB block, freed, stays resident for the next one...
+  constexpr std::size_t kBlock = 4u << 20;
+  void* block = std::malloc(kBlock);
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 1, kBlock);
+  std::free(block);
+  const std::int64_t kept = current_rss_kb();
+  EXPECT_GT(kept, before + 3 * 1024) << "before " << before << " KiB, after the free " << kept << " KiB";
+  // ...until the trim hands it back.
+  release_free_memory();
+  const std::int64_t trimmed = current_rss_kb();
+  EXPECT_LT(trimmed, kept - 3 * 1024) << "kept " << kept << " KiB, after the trim " << trimmed << " KiB";
+}
+
 TEST(Platform, ReportsSystemAvailableMemory) {
   EXPECT_GT(mem_available_kb(), 0);
 }
