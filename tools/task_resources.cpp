@@ -146,7 +146,7 @@ Result<json> TaskResources::read(const std::string& uri) {
   const std::uint64_t produced =
       parsed->stream == engine::StreamKind::Stdout ? view->task.stdout_bytes : view->task.stderr_bytes;
   json meta = window_to_json(std::move(*window), produced, engine_.options().stream_cap_bytes);
-  std::string text = meta.at("text").get<std::string>();
+  std::string text = std::move(meta.at("text").get_ref<std::string&>());
   meta.erase("text");
   meta["status"] = engine::to_string(view->task.status);
   return json::array({{{"uri", uri}, {"mimeType", "text/plain"}, {"text", std::move(text)}, {"_meta", std::move(meta)}}});
