@@ -539,6 +539,7 @@ struct Engine::Impl {
   void launch(const TaskRecord& task) {
     LaunchSpec spec;
     spec.task_id = task.id;
+    spec.attempt = task.attempt;
     if (task.spec.kind == TaskKind::Command) spec.argv = {"/bin/sh", "-c", task.spec.command};
     else spec.argv = task.spec.argv;
     spec.cwd = task.spec.cwd;
@@ -597,8 +598,7 @@ struct Engine::Impl {
   // status file tells how it ended while no server watched; a keeper still
   // running is adopted; otherwise its end is unknown.
   std::optional<AttemptOutcome> settle_running(const TaskRecord& t, RecoveryCounts& counts) {
-    const auto task_dir = spool.dir() / t.id;
-    auto recorded = read_keeper_status(task_dir);
+    auto recorded = read_keeper_status(spool.dir(), t.id, t.attempt);
     AttemptOutcome outcome;
     outcome.stdout_bytes = t.stdout_bytes;
     outcome.stderr_bytes = t.stderr_bytes;
@@ -607,24 +607,24 @@ struct Engine::Impl {
     if (!recorded && !pid && kept) {
       // The previous server died after recording the start but before
       // recording the pid: a keeper it spawned is found by its command line.
-      // A keeper always leaves a status file when its command ends, so with
+      // A keeper always leaves a record when its command ends, so with
       // neither, nothing was spawned: the attempt never began and runs again
       // without being counted (found by tests/reliability/lost_task_check.py).
       pid = ProcessRunner::find_orphan_keeper(t.id);
-      if (!pid && !(recorded = read_keeper_status(task_dir))) {
+      if (!pid && !(recorded = read_keeper_status(spool.dir(), t.id, t.attempt))) {
         ++counts.requeued;
         outcome.never_started = true;
         return outcome;
       }
     }
     if (!recorded && pid && opts.orphans == OrphanPolicy::Adopt && kept) {
-      auto adopted = runner->adopt_orphan(*pid, t.id, callbacks_for(t.id));
+      auto adopted = runner->adopt_orphan(*pid, t.id, t.attempt, callbacks_for(t.id));
       if (adopted) {
         ++counts.adopted;
         spdlog::debug("recovery: task {} still runs (pid {}); following it to its end", t.id, *pid);
         return std::nullopt;
       }
-      recorded = read_keeper_status(task_dir);  // it may have ended just now
+      recorded = read_keeper_status(spool.dir(), t.id, t.attempt);  // it may have ended just now
     }
     if (!recorded) {
       ++counts.lost;
@@ -682,6 +682,7 @@ struct Engine::Impl {
         continue;
       }
       scheduler.keep_running(p.task_id);
+      p.attempt = t->attempt;
       if (p.stop_requested) restop.push_back(p.task_id);
       t->pid = p.pid;
       t->stdout_bytes = p.stdout_progress.total_bytes;
@@ -752,11 +753,10 @@ struct Engine::Impl {
       persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
       notify_locked();
     }
-    forget_keeper_status(id);
   }
 
-  // Once the store holds an attempt's end, its keeper's record of it must go:
-  // after a crash a stale file would be read as the end of the next attempt.
+  // Once the store holds an attempt's end, an older keeper's status file of
+  // it goes (current keepers append to the status log, rotated by the runner).
   void forget_keeper_status(const TaskId& id) {
     ::unlink((spool.dir() / id / kKeeperStatusFile).c_str());
   }

@@ -12,10 +12,13 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -47,6 +50,8 @@ constexpr milliseconds kGiveUpAfterKill{500};
 constexpr milliseconds kExitPollInterval{20};
 // At destruction, how long SIGKILLed processes get to become reapable.
 constexpr milliseconds kReapAtShutdown{5000};
+// The status-log generation of processes this runner did not start.
+constexpr std::uint64_t kEarlierGeneration = 0;
 
 // Poller keys: a child's serial number and which of its descriptors is ready.
 // Serials are never reused, so a stale event cannot reach a newer child.
@@ -78,6 +83,10 @@ struct Child {
   // its keeper spools the output into task_dir and records its end there.
   bool foreign = false;
   std::filesystem::path task_dir;
+  int attempt = 0;  // the record of a foreign keeper's end is looked up under it
+  // The status log current when it started (kEarlierGeneration: before this
+  // runner); the logs it may have written to are kept until it is reported.
+  std::optional<std::uint64_t> log_generation;
 
   // Guarded by Impl::mu: terminate() and kill_all() read them from other threads.
   bool reaped = false;
@@ -129,6 +138,8 @@ struct ProcessRunner::Impl {
   Result<pid_t> spawn_kept(const LaunchSpec& spec, SpawnPlan plan, std::array<UniqueFd, 2> write_ends,
                            const Child& child);
   void on_foreign_exit(Child& c);
+  std::uint64_t enter_log_generation_locked();
+  void leave_log_generation(std::uint64_t generation);
   void kill_all_locked();
   void reap_at_shutdown();
 
@@ -147,6 +158,17 @@ struct ProcessRunner::Impl {
   std::vector<GroupSweep> sweeps;                                      // guarded by mu
   std::uint64_t next_serial = 1;                                       // guarded by mu
   bool stopping = false;  // guarded by mu; set when destruction begins
+
+  // The keepers' status log (engine/task_keeper.h), guarded by mu. Processes
+  // started while generation g is current record their ends in the log as it
+  // is then, or in a later one; the log rotated at the end of generation g
+  // is deleted once no process of generation g or earlier is unreported
+  // (their ends are in the store by then).
+  std::uint64_t log_generation = kEarlierGeneration + 1;
+  std::multiset<std::uint64_t> unreported_generations;
+  std::vector<std::pair<std::uint64_t, std::filesystem::path>> rotated_logs;  // {last generation, path}
+  std::uint64_t next_log_number = 1;
+  int starts_since_log_check = 0;
 
   std::unique_ptr<char[]> buffer;  // reactor only: one read chunk shared by all children
   std::jthread reactor;            // declared last: stopped and joined first
@@ -178,6 +200,30 @@ ProcessRunner::Impl::Impl(Spool& spool_in, Options options_in)
     }
     lifeline_read = std::move(lifeline->first);
     lifeline_write = std::move(lifeline->second);
+  }
+  if (!options.keeper_path.empty()) {
+    // Keepers append to the status log there before any task has printed
+    // (which creates a task's directory).
+    std::error_code ec;
+    std::filesystem::create_directories(spool.dir(), ec);
+    if (ec) {
+      unavailable = "cannot start processes: cannot create the spool directory " + spool.dir().string() + ": " +
+                    ec.message() + " (check permissions under the state directory)";
+      spdlog::error("process runner: {}", unavailable);
+      poller.reset();
+      return;
+    }
+    // Logs rotated by earlier servers: their records may be the ends of
+    // processes adopted now, so they are kept as the earliest generation.
+    const auto logs = status_logs(spool.dir());
+    for (std::size_t i = 1; i < logs.size(); ++i) {
+      rotated_logs.emplace_back(kEarlierGeneration, logs[i]);
+      const std::string name = logs[i].filename().string();
+      std::uint64_t number = 0;
+      const char* digits = name.data() + std::strlen(kKeeperStatusLog) + 1;
+      auto parsed = std::from_chars(digits, name.data() + name.size(), number);
+      if (parsed.ec == std::errc()) next_log_number = std::max(next_log_number, number + 1);
+    }
   }
   reactor = std::jthread([this](std::stop_token stop) { run(stop); });
 }
@@ -334,7 +380,7 @@ void ProcessRunner::Impl::on_foreign_exit(Child& c) {
   }
   c.info.duration_ms =
       std::chrono::duration_cast<milliseconds>(SteadyClock::now() - c.started).count();
-  if (auto end = read_keeper_status(c.task_dir)) {
+  if (auto end = read_keeper_status(spool.dir(), c.task_id, c.attempt)) {
     switch (end->kind) {
       case KeeperStatus::Kind::Exited: c.info.exit_code = end->value; break;
       case KeeperStatus::Kind::Signaled: c.info.signal = end->value; break;
@@ -438,6 +484,46 @@ void ProcessRunner::Impl::maybe_finish(Child& c) {
     if (auto p = by_pid.find(c.pid); p != by_pid.end() && p->second == &c) by_pid.erase(p);
   }
   if (report) invoke_callback("on_exit", owned->callbacks.on_exit, info);
+  // After on_exit: the end is in the store now, its keeper's record not needed.
+  if (owned->log_generation) leave_log_generation(*owned->log_generation);
+}
+
+// Under mu, once per start of a kept process: rotates the status log when it
+// has grown past its limit, deletes rotated logs no unreported process can
+// have written to, and counts the new process in the current generation.
+std::uint64_t ProcessRunner::Impl::enter_log_generation_locked() {
+  if (++starts_since_log_check >= options.status_log_check_every) {
+    starts_since_log_check = 0;
+    const std::uint64_t oldest =
+        unreported_generations.empty() ? log_generation : *unreported_generations.begin();
+    std::erase_if(rotated_logs, [oldest](const auto& log) {
+      if (log.first >= oldest) return false;
+      ::unlink(log.second.c_str());
+      return true;
+    });
+    const std::filesystem::path current = spool.dir() / kKeeperStatusLog;
+    struct stat st {};
+    if (::stat(current.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) >= options.status_log_rotate_bytes) {
+      std::filesystem::path target = current;
+      target += "." + std::to_string(next_log_number);
+      if (::rename(current.c_str(), target.c_str()) == 0) {
+        ++next_log_number;
+        rotated_logs.emplace_back(log_generation, std::move(target));
+        ++log_generation;
+      } else {
+        spdlog::warn("process runner: cannot rotate {}: {}", current.string(), std::strerror(errno));
+      }
+    }
+  }
+  unreported_generations.insert(log_generation);
+  return log_generation;
+}
+
+void ProcessRunner::Impl::leave_log_generation(std::uint64_t generation) {
+  std::lock_guard lock(mu);
+  if (auto it = unreported_generations.find(generation); it != unreported_generations.end()) {
+    unreported_generations.erase(it);
+  }
 }
 
 Result<pid_t> ProcessRunner::Impl::register_child(std::unique_ptr<Child> child) {
@@ -446,6 +532,7 @@ Result<pid_t> ProcessRunner::Impl::register_child(std::unique_ptr<Child> child) 
   // free it before this function returns: copy what is needed afterwards.
   const pid_t pid = c.pid;
   const bool polled = c.polled;
+  const std::optional<std::uint64_t> generation = c.log_generation;
   Status watched;
   {
     std::lock_guard lock(mu);
@@ -468,6 +555,7 @@ Result<pid_t> ProcessRunner::Impl::register_child(std::unique_ptr<Child> child) 
   }
   if (!watched) {
     // It runs but nothing would watch it: stop it now rather than leak it.
+    if (generation) leave_log_generation(*generation);
     ::kill(-pid, SIGKILL);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
@@ -558,11 +646,18 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
   }
 
   child->started = SteadyClock::now();
+  if (!m.options.keeper_path.empty()) {
+    std::lock_guard lock(m.mu);
+    child->log_generation = m.enter_log_generation_locked();
+  }
   // Takes the write ends and stdin: the parent keeps none of them.
   auto pid = m.options.keeper_path.empty()
                  ? spawn_process(spec, std::move(*plan), std::move(write_ends[0]), std::move(write_ends[1]))
                  : m.spawn_kept(spec, std::move(*plan), std::move(write_ends), *child);
-  if (!pid) return pid.error();
+  if (!pid) {
+    if (child->log_generation) m.leave_log_generation(*child->log_generation);
+    return pid.error();
+  }
   if (m.options.keeper_path.empty() && (spec.limits.any() || !spec.memory_cgroup.empty())) {
     // Without a keeper the limits can only follow the spawn: the child may
     // run for a moment without them (docs/PROFILES.md).
@@ -590,6 +685,7 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   }
   KeeperArgs args;
   args.task_id = spec.task_id;
+  args.attempt = spec.attempt;
   std::error_code ec;
   args.task_dir = std::filesystem::absolute(spool.dir() / spec.task_id, ec).string();
   args.cap_bytes = spool.cap_bytes();
@@ -599,8 +695,6 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   args.argv = spec.argv;
   args.limits = spec.limits;
   args.cgroup = spec.memory_cgroup;
-  // An earlier attempt's status file must not be taken for this attempt's end.
-  ::unlink((args.task_dir + "/" + kKeeperStatusFile).c_str());
   LaunchSpec kept = spec;
   kept.argv = keeper_command_line(options.keeper_path, args);
   const std::string command_exe = std::move(plan.exe);
@@ -633,7 +727,7 @@ std::optional<pid_t> ProcessRunner::find_orphan_keeper(const TaskId& task_id) {
   return std::nullopt;
 }
 
-Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCallbacks callbacks) {
+Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, int attempt, ProcessCallbacks callbacks) {
   Impl& m = *impl_;
   if (!m.poller) return make_error(ErrorCode::Unavailable, m.unavailable);
   // Open the watch first, then check who it watches: a pidfd names one
@@ -648,9 +742,15 @@ Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCall
   child->task_id = task_id;
   child->foreign = true;
   child->task_dir = m.spool.dir() / task_id;
+  child->attempt = attempt;
   child->callbacks = std::move(callbacks);
   child->started = SteadyClock::now();
   child->exit_watch = std::move(*watch);
+  {
+    std::lock_guard lock(m.mu);
+    child->log_generation = kEarlierGeneration;
+    m.unreported_generations.insert(kEarlierGeneration);
+  }
   auto registered = m.register_child(std::move(child));
   if (!registered) return registered.error();
   return {};
@@ -773,6 +873,7 @@ Status ProcessRunner::adopt(const RunningProcess& p, ProcessCallbacks callbacks)
   child->pid = p.pid;
   child->foreign = p.foreign;
   child->task_dir = m.spool.dir() / p.task_id;
+  child->attempt = p.attempt;
   child->task_id = p.task_id;
   child->callbacks = std::move(callbacks);
   child->started = SteadyClock::now() - milliseconds(p.elapsed_ms);
@@ -802,6 +903,11 @@ Status ProcessRunner::adopt(const RunningProcess& p, ProcessCallbacks callbacks)
     child->streams[i].total.store(progress.total_bytes, std::memory_order_relaxed);
   }
   child->polled = !child->exit_watch;
+  if (!m.options.keeper_path.empty()) {
+    std::lock_guard lock(m.mu);
+    child->log_generation = kEarlierGeneration;
+    m.unreported_generations.insert(kEarlierGeneration);
+  }
   auto registered = m.register_child(std::move(child));
   if (!registered) return registered.error();
   return {};

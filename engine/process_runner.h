@@ -50,6 +50,7 @@ struct LaunchSpec {
   std::vector<std::string> env;   // the child's whole environment, "KEY=value"
   std::optional<std::filesystem::path> stdin_path;  // nullopt: /dev/null
   TaskId task_id;                 // where output is spooled
+  int attempt = 0;                // the task's attempt: its keeper records its end under it
   TaskLimits limits;              // applied to the command by its keeper (rlimits)
   std::string memory_cgroup;      // cgroup v2 directory the command runs in; empty: RLIMIT_AS
 };
@@ -97,6 +98,7 @@ struct Lifeline {
 
 struct RunningProcess {
   TaskId task_id;
+  int attempt = 0;  // not handed over: the next image sets it from the store before adopt()
   pid_t pid = 0;  // also the process group id
   std::int64_t elapsed_ms = 0;  // since it started, for its duration
   std::vector<HandedFd> fds;
@@ -128,6 +130,10 @@ class ProcessRunner {
     std::string keeper_path;
     OrphanPolicy orphans = OrphanPolicy::Adopt;
     std::chrono::milliseconds orphan_grace{2000};  // a keeper's SIGTERM → SIGKILL
+    // The keepers' status log is rotated once it has this many bytes,
+    // checked every `status_log_check_every` starts (one stat each time).
+    std::uint64_t status_log_rotate_bytes = 1 << 20;
+    int status_log_check_every = 256;
     // After a restart in place: the previous image's lifeline, adopted
     // instead of a new pipe (the runner owns both descriptors from then on).
     Lifeline inherited_lifeline;
@@ -153,10 +159,10 @@ class ProcessRunner {
   // Follows a task process that an earlier server of this state directory
   // started under a keeper and that outlived it: `pid` must still be that
   // task's keeper (checked against its command line, so a reused pid is
-  // refused). It is not our child, so its end comes from the keeper's status
-  // file (lost when there is none); output is spooled by the keeper, and
+  // refused). It is not our child, so its end comes from the keeper's record
+  // of `attempt` (lost when there is none); output is spooled by the keeper, and
   // live_bytes() reads the files' sizes. NotFound when it is not running.
-  Status adopt_orphan(pid_t pid, const TaskId& task_id, ProcessCallbacks callbacks);
+  Status adopt_orphan(pid_t pid, const TaskId& task_id, int attempt, ProcessCallbacks callbacks);
   // The pid of a running keeper of `task_id`, found by its command line among
   // all processes: for a task whose pid the earlier server had not recorded
   // yet when it died. A scan of every process: for recovery, not a hot path.

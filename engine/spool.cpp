@@ -32,44 +32,64 @@ Error spool_error(const std::string& what, const std::filesystem::path& path, in
                                        " (check free space and permissions under the state directory)");
 }
 
-Result<UniqueFd> create_file(const std::filesystem::path& dir, const std::filesystem::path& file,
-                             int flags = O_TRUNC) {
+// Creates `file` and the directories above it. 0 or the errno that stopped it.
+int create_file(const std::filesystem::path& file, int flags, UniqueFd& out) {
   std::error_code ec;
+  const std::filesystem::path dir = file.parent_path();
   std::filesystem::create_directories(dir.parent_path(), ec);
-  if (ec) return spool_error("create spool directory", dir.parent_path(), ec.value());
+  if (ec) return ec.value();
   // Task output can hold secrets: the task's directory and files are owner-only.
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return spool_error("create spool directory", dir, errno);
-  }
-  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | flags | O_CLOEXEC, 0600));
-  if (!fd) return spool_error("create spool file", file, errno);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return errno;
+  out.reset(::open(file.c_str(), O_WRONLY | O_CREAT | flags | O_CLOEXEC, 0600));
+  return out ? 0 : errno;
+}
+
+Result<UniqueFd> create_file(const std::filesystem::path& file, int flags) {
+  UniqueFd fd;
+  if (int err = create_file(file, flags, fd)) return spool_error("create spool file", file, err);
   return fd;
 }
 
 }  // namespace
 
-SpoolWriter::SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes) : fd_(std::move(fd)), cap_(cap_bytes) {}
+SpoolWriter::SpoolWriter(std::filesystem::path file, int open_flags, std::uint64_t cap_bytes, std::uint64_t total,
+                         std::uint64_t stored, bool capped)
+    : file_(std::move(file)),
+      open_flags_(open_flags),
+      cap_(cap_bytes),
+      total_(total),
+      stored_(std::min(stored, cap_bytes)),
+      capped_(capped) {}
 
-SpoolWriter::SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes, std::uint64_t total, std::uint64_t stored,
-                         bool capped)
-    : fd_(std::move(fd)), cap_(cap_bytes), total_(total), stored_(std::min(stored, cap_bytes)), capped_(capped) {}
+bool SpoolWriter::write(const char* data, std::size_t size) {
+  if (!fd_) {
+    if (open_errno_ == 0) open_errno_ = create_file(file_, open_flags_, fd_);
+    if (!fd_) {
+      errno = open_errno_;
+      return false;
+    }
+  }
+  return write_all(fd_.get(), data, size);
+}
 
 Status SpoolWriter::append(const char* data, std::size_t size) {
   total_ += size;
   if (capped_ || size == 0) return {};
   std::uint64_t room = cap_ - stored_;
   std::size_t keep = static_cast<std::size_t>(std::min<std::uint64_t>(size, room));
-  bool ok = write_all(fd_.get(), data, keep);
+  bool ok = write(data, keep);
   if (ok) stored_ += keep;
   if (ok && keep < size) {
     // The marker is written once, the first time the stream passes its cap.
     capped_ = true;
     std::string marker = truncation_marker(cap_);
-    ok = write_all(fd_.get(), marker.data(), marker.size());
+    ok = write(marker.data(), marker.size());
   }
   if (!ok) {
-    return make_error(ErrorCode::Io, std::string("cannot write task output: ") + std::strerror(errno) +
-                                         " (check free space under the state directory)");
+    const std::string what = fd_ ? "cannot write task output: " : "cannot create the task's output file '" +
+                                                                      file_.string() + "': ";
+    return make_error(ErrorCode::Io, what + std::strerror(errno) +
+                                         " (check free space and permissions under the state directory)");
   }
   return {};
 }
@@ -82,23 +102,23 @@ std::filesystem::path Spool::path(const TaskId& id, StreamKind kind) const {
 
 Result<std::unique_ptr<SpoolWriter>> Spool::open_writer(const TaskId& id, StreamKind kind) {
   if (!is_safe_component(id)) return unsafe_id_error(id);
-  auto fd = create_file(dir_ / id, path(id, kind));
-  if (!fd) return fd.error();
-  return std::make_unique<SpoolWriter>(std::move(*fd), cap_);
+  const std::filesystem::path file = path(id, kind);
+  if (::unlink(file.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
+    return spool_error("remove the earlier attempt's output", file, errno);
+  }
+  return std::make_unique<SpoolWriter>(file, O_TRUNC, cap_);
 }
 
 Result<std::unique_ptr<SpoolWriter>> Spool::resume_writer(const TaskId& id, StreamKind kind, std::uint64_t total,
                                                           std::uint64_t stored, bool capped) {
   if (!is_safe_component(id)) return unsafe_id_error(id);
-  auto fd = create_file(dir_ / id, path(id, kind), O_APPEND);
-  if (!fd) return fd.error();
-  return std::make_unique<SpoolWriter>(std::move(*fd), cap_, total, stored, capped);
+  return std::make_unique<SpoolWriter>(path(id, kind), O_APPEND, cap_, total, stored, capped);
 }
 
 Result<std::filesystem::path> Spool::write_stdin(const TaskId& id, const std::string& data) {
   if (!is_safe_component(id)) return unsafe_id_error(id);
   std::filesystem::path file = dir_ / id / "stdin";
-  auto fd = create_file(dir_ / id, file);
+  auto fd = create_file(file, O_TRUNC);
   if (!fd) return fd.error();
   if (!write_all(fd->get(), data.data(), data.size())) return spool_error("write", file, errno);
   return file;

@@ -3,7 +3,10 @@
 //
 // A SpoolWriter appends one stream of one attempt. It stores at most
 // `cap_bytes` of what the task printed; past the cap it writes one marker line
-// once and then only counts. Readers see a consistent prefix at any moment
+// once and then only counts. It creates the task's directory and file with
+// the first byte it stores: a task that prints nothing costs no inode, and
+// creating inodes is most of what a burst of short tasks costs on ext4
+// (docs/PERFORMANCE.md). Readers see a consistent prefix at any moment
 // (they read the file; the writer only appends), so reading while a task runs
 // is safe. Thread-safety: Spool is thread-safe; a SpoolWriter is used by one
 // thread at a time.
@@ -24,9 +27,10 @@ inline constexpr std::uint64_t kDefaultStreamCapBytes = 64ull << 20;  // 64 MiB
 
 class SpoolWriter {
  public:
-  SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes);
-  // Goes on where an earlier writer of the same file stopped (restart in place).
-  SpoolWriter(UniqueFd fd, std::uint64_t cap_bytes, std::uint64_t total, std::uint64_t stored, bool capped);
+  // Creates `file` (and its directory) on the first byte stored; `open_flags`
+  // are added to O_WRONLY | O_CREAT (O_APPEND to go on after a restart).
+  SpoolWriter(std::filesystem::path file, int open_flags, std::uint64_t cap_bytes, std::uint64_t total = 0,
+              std::uint64_t stored = 0, bool capped = false);
   // Appends what the task printed. An Io error if the file write failed; the
   // bytes still count in total_bytes().
   Status append(const char* data, std::size_t size);
@@ -35,7 +39,12 @@ class SpoolWriter {
   bool capped() const { return capped_; }
 
  private:
+  bool write(const char* data, std::size_t size);
+
   UniqueFd fd_;
+  std::filesystem::path file_;  // created on the first write when fd_ is not open yet
+  int open_flags_ = 0;
+  int open_errno_ = 0;          // why the file could not be created, once it failed
   std::uint64_t cap_;
   std::uint64_t total_ = 0;
   std::uint64_t stored_ = 0;
@@ -60,11 +69,12 @@ class Spool {
  public:
   Spool(std::filesystem::path dir, std::uint64_t cap_bytes = kDefaultStreamCapBytes);
 
-  // Creates <dir>/<id>/ and opens the stream's file truncated (a new attempt
-  // starts a fresh file).
+  // A writer of a fresh file for the stream (a new attempt starts afresh: an
+  // earlier attempt's file is removed now). The file and <dir>/<id>/ are
+  // created with the first byte stored.
   Result<std::unique_ptr<SpoolWriter>> open_writer(const TaskId& id, StreamKind kind);
-  // Opens the stream's existing file for appending, with the counters the
-  // previous writer had (restart in place); created empty if it is missing.
+  // A writer that appends to the stream's file, with the counters the
+  // previous writer had (restart in place); the file is created if missing.
   Result<std::unique_ptr<SpoolWriter>> resume_writer(const TaskId& id, StreamKind kind, std::uint64_t total,
                                                      std::uint64_t stored, bool capped);
   // Writes the task's stdin text to <dir>/<id>/stdin and returns its path.

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <string>
 
 namespace orch::engine {
 
@@ -46,21 +47,19 @@ bool parse_int(std::string_view word, Int& out) {
 
 }  // namespace
 
-std::string format_keeper_status(const KeeperStatus& status) {
-  std::string line = "v1 ";
+namespace {
+
+void append_status_words(std::string& line, const KeeperStatus& status) {
   line += kind_word(status.kind);
   line += ' ';
   line += std::to_string(status.value);
   line += " rss ";
   line += std::to_string(status.peak_rss_kb);
   line += '\n';
-  return line;
 }
 
-std::optional<KeeperStatus> parse_keeper_status(std::string_view text) {
-  if (text.empty() || text.back() != '\n') return std::nullopt;  // a whole line or nothing
-  text.remove_suffix(1);
-  if (next_word(text) != "v1") return std::nullopt;
+// "<kind> <value> rss <kb>", the end of both forms of a record.
+std::optional<KeeperStatus> parse_status_words(std::string_view text) {
   KeeperStatus status;
   const std::string_view kind = next_word(text);
   if (kind == "exit") status.kind = KeeperStatus::Kind::Exited;
@@ -74,26 +73,104 @@ std::optional<KeeperStatus> parse_keeper_status(std::string_view text) {
   return status;
 }
 
-std::optional<KeeperStatus> read_keeper_status(const std::filesystem::path& task_dir) {
-  const std::string path = (task_dir / kKeeperStatusFile).string();
+// A whole file's text, or empty when it cannot be read.
+std::string read_whole(const std::filesystem::path& path) {
+  std::string text;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  char buf[128];
-  std::size_t used = 0;
+  if (fd < 0) return text;
+  char buf[64 * 1024];
   for (;;) {
-    ssize_t n = ::read(fd, buf + used, sizeof buf - used);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    used += static_cast<std::size_t>(n);
-    if (used == sizeof buf) break;
+    text.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
-  return parse_keeper_status(std::string_view(buf, used));
+  return text;
+}
+
+}  // namespace
+
+std::string format_keeper_status(const KeeperStatus& status) {
+  std::string line = "v1 ";
+  append_status_words(line, status);
+  return line;
+}
+
+std::optional<KeeperStatus> parse_keeper_status(std::string_view text) {
+  if (text.empty() || text.back() != '\n') return std::nullopt;  // a whole line or nothing
+  text.remove_suffix(1);
+  if (next_word(text) != "v1") return std::nullopt;
+  return parse_status_words(text);
+}
+
+std::string format_status_record(std::string_view task_id, int attempt, const KeeperStatus& status) {
+  std::string line = "v1 ";
+  line += task_id;
+  line += ' ';
+  line += std::to_string(attempt);
+  line += ' ';
+  append_status_words(line, status);
+  return line;
+}
+
+std::optional<KeeperStatus> find_status_record(std::string_view log, std::string_view task_id, int attempt) {
+  std::optional<KeeperStatus> found;
+  while (!log.empty()) {
+    const std::size_t end = log.find('\n');
+    if (end == std::string_view::npos) break;  // a torn last line: no record
+    std::string_view line = log.substr(0, end);
+    log.remove_prefix(end + 1);
+    if (next_word(line) != "v1" || next_word(line) != task_id) continue;
+    int recorded_attempt = 0;
+    if (!parse_int(next_word(line), recorded_attempt) || recorded_attempt != attempt) continue;
+    if (auto status = parse_status_words(line)) found = status;
+  }
+  return found;
+}
+
+std::vector<std::filesystem::path> status_logs(const std::filesystem::path& spool_dir) {
+  std::vector<std::filesystem::path> logs = {spool_dir / kKeeperStatusLog};
+  std::error_code ec;
+  const std::string prefix = std::string(kKeeperStatusLog) + ".";
+  for (std::filesystem::directory_iterator it(spool_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with(prefix)) logs.push_back(it->path());
+  }
+  return logs;
+}
+
+std::optional<KeeperStatus> read_keeper_status(const std::filesystem::path& spool_dir, const std::string& task_id,
+                                               int attempt) {
+  std::optional<KeeperStatus> found;
+  for (const auto& log : status_logs(spool_dir)) {
+    const std::string text = read_whole(log);
+    if (auto status = find_status_record(text, task_id, attempt)) found = status;
+  }
+  if (found) return found;
+  std::string legacy = read_whole(spool_dir / task_id / kKeeperStatusFile);
+  if (legacy.size() > 128) return std::nullopt;
+  return parse_keeper_status(legacy);
+}
+
+bool append_status_record(const std::string& spool_dir, std::string_view task_id, int attempt,
+                          const KeeperStatus& status) {
+  const std::string path = spool_dir + "/" + kKeeperStatusLog;
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  // One write: appends to one file are not interleaved with other keepers'.
+  const std::string line = format_status_record(task_id, attempt, status);
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  return ok;
 }
 
 std::vector<std::string> keeper_command_line(const std::string& keeper_exe, const KeeperArgs& args) {
   std::vector<std::string> out = {keeper_exe,
                                   "--task", args.task_id,
+                                  "--attempt", std::to_string(args.attempt),
                                   "--dir", args.task_dir,
                                   "--cap", std::to_string(args.cap_bytes),
                                   "--orphans", args.orphans == OrphanPolicy::Adopt ? "adopt" : "kill",
@@ -120,6 +197,7 @@ std::optional<KeeperArgs> parse_keeper_command_line(int argc, const char* const*
     const std::string_view value = argv[++i];
     bool ok = true;
     if (flag == "--task") args.task_id = value;
+    else if (flag == "--attempt") ok = parse_int(value, args.attempt) && args.attempt >= 0;
     else if (flag == "--dir") args.task_dir = value;
     else if (flag == "--cap") ok = parse_int(value, args.cap_bytes);
     else if (flag == "--grace-ms") ok = parse_int(value, args.grace_ms) && args.grace_ms >= 0;

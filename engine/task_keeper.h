@@ -4,11 +4,18 @@
 // so that the next server can follow the task to its true end
 // (docs/RECOVERY.md). This header is what the runner and the keeper share:
 // the descriptors the keeper is started with, its command line, and the
-// status file it leaves when the command ends.
+// record it leaves when the command ends.
 //
-// The status file is one line; a reader takes it only when the line is
-// whole (newline included), so a torn write reads as no status. No state; thread-safe. Parsing never
-// throws: a damaged file or command line reads as an error value.
+// The records go to one log in the spool directory, <spool>/exits.log, one
+// line per attempt appended with a single write (O_APPEND), so no task costs
+// a file of its own: creating and deleting an inode per task was most of
+// what a burst of short tasks cost on ext4 (docs/PERFORMANCE.md). The runner
+// rotates the log (exits.log.<n>) and deletes a rotated log once every end
+// it can hold is in the store. A reader takes a record only when its line is
+// whole (newline included), so a torn write reads as no record. Older
+// keepers wrote <spool>/<id>/exit instead; it is still read. No state;
+// thread-safe. Parsing never throws: a damaged file or command line reads as
+// an error value.
 #pragma once
 
 #include <sys/types.h>
@@ -24,7 +31,8 @@
 
 namespace orch::engine {
 
-inline constexpr const char* kKeeperStatusFile = "exit";
+inline constexpr const char* kKeeperStatusLog = "exits.log";   // in the spool directory
+inline constexpr const char* kKeeperStatusFile = "exit";       // in a task's directory: older keepers
 
 // Descriptors the keeper starts with, besides 0-2 (the command's stdio).
 inline constexpr int kKeeperLifelineFd = 3;      // reads EOF once every server copy of the write end is gone
@@ -41,6 +49,7 @@ enum class OrphanPolicy {
 
 struct KeeperArgs {
   std::string task_id;
+  int attempt = 0;               // recorded with the end: a retry is never taken for its predecessor
   std::string task_dir;          // the task's spool directory (absolute): stdout, stderr, the status file
   std::uint64_t cap_bytes = 0;   // per-stream cap while the keeper spools
   OrphanPolicy orphans = OrphanPolicy::Adopt;
@@ -80,10 +89,26 @@ struct KeeperStatus {
 int apply_task_limits(pid_t pid, const TaskLimits& limits, const std::string& cgroup);
 
 // "v1 exit 3 rss 1234\n", "v1 signal 9 rss 1234\n", "v1 spawn-error 2 rss 0\n",
-// "v1 orphan-killed 0 rss 0\n".
+// "v1 orphan-killed 0 rss 0\n": an older keeper's status file.
 std::string format_keeper_status(const KeeperStatus& status);
 std::optional<KeeperStatus> parse_keeper_status(std::string_view text);
-// Reads and parses <task_dir>/exit; nullopt when it is missing or damaged.
-std::optional<KeeperStatus> read_keeper_status(const std::filesystem::path& task_dir);
+
+// A status log's record: "v1 <task id> <attempt> exit 3 rss 1234\n".
+std::string format_status_record(std::string_view task_id, int attempt, const KeeperStatus& status);
+// The status of `task_id`'s `attempt` in one log's text; the last whole
+// record of that attempt wins. Damaged lines are skipped.
+std::optional<KeeperStatus> find_status_record(std::string_view log, std::string_view task_id, int attempt);
+// The paths of <spool_dir>/exits.log and its rotations, the current log first.
+std::vector<std::filesystem::path> status_logs(const std::filesystem::path& spool_dir);
+// How `task_id`'s `attempt` ended as its keeper recorded it: in the status
+// logs of `spool_dir`, else in an older keeper's <spool_dir>/<id>/exit.
+// nullopt when nothing (whole) is recorded. Reads every log: for recovery,
+// not a hot path.
+std::optional<KeeperStatus> read_keeper_status(const std::filesystem::path& spool_dir, const std::string& task_id,
+                                               int attempt);
+// Appends one record to <spool_dir>/exits.log (created if missing) with a
+// single write. False when it could not (errno set).
+bool append_status_record(const std::string& spool_dir, std::string_view task_id, int attempt,
+                          const KeeperStatus& status);
 
 }  // namespace orch::engine

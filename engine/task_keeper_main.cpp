@@ -61,18 +61,13 @@ std::int64_t now_ms() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// Written in place, without a temporary file or fsync: every task start
-// pays for this file, and creating and deleting inodes is what a burst of
-// short tasks costs most (ext4's inode allocator). A torn write is harmless:
-// the reader takes only a whole line, newline included. It must survive a
-// crash of the server, not of the machine.
+// One record appended to the spool's status log, without fsync: it must
+// survive a crash of the server, not of the machine. No file of the task's
+// own: creating and deleting inodes is what a burst of short tasks costs
+// most (ext4's inode allocator).
 void write_status(const KeeperArgs& args, const KeeperStatus& status) {
-  const std::string path = args.task_dir + "/" + orch::engine::kKeeperStatusFile;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return;
-  const std::string line = orch::engine::format_keeper_status(status);
-  write_all(fd, line.data(), line.size());
-  ::close(fd);
+  const std::string spool_dir = args.task_dir.substr(0, args.task_dir.rfind('/'));
+  orch::engine::append_status_record(spool_dir, args.task_id, args.attempt, status);
 }
 
 // One output stream spooled by the keeper once the server is gone; the same
@@ -328,6 +323,8 @@ int main(int argc, char** argv) {
         ::kill(0, SIGTERM);
         kill_at = now_ms() + args.grace_ms;
       } else {
+        // The server creates a task's directory with its first output.
+        ::mkdir(args.task_dir.c_str(), 0700);
         drains[0].open_file(args.task_dir + "/stdout", args.cap_bytes);
         drains[1].open_file(args.task_dir + "/stderr", args.cap_bytes);
       }

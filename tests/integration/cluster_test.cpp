@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -87,8 +88,27 @@ class Cluster : public IntegrationTest {
     }
   }
 
+  // A task runs or ran on a node when one of that node's keepers runs it (its
+  // command line names the task's directory in that node's spool), or when
+  // its keeper's record is in the node's status logs (a silent task leaves
+  // no other file).
   bool ran_on(const Node& node, const std::string& id) const {
-    return fs::exists(node.server->state_dir() / "spool" / id);
+    const fs::path spool = node.server->state_dir() / "spool";
+    const std::string dir_arg = std::string("\0--dir\0", 7) + (spool / id).string() + std::string(1, '\0');
+    std::error_code ec;
+    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+      std::ifstream in(it->path() / "cmdline", std::ios::binary);
+      const std::string cmdline{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      if (cmdline.find(dir_arg) != std::string::npos) return true;
+    }
+    for (fs::directory_iterator it(spool, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!it->path().filename().string().starts_with("exits.log")) continue;
+      std::ifstream in(it->path());
+      for (std::string line; std::getline(in, line);) {
+        if (line.starts_with("v1 " + id + " ")) return true;
+      }
+    }
+    return false;
   }
 
   // The nodes whose spools hold the task (exactly one when it ran once).

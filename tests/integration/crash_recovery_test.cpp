@@ -150,9 +150,6 @@ TEST_F(CrashRecovery, ATaskThatEndedWhileNoServerRanKeepsItsExitCode) {
   EXPECT_EQ(r.value("reason", ""), "exit_code") << r.dump();
   EXPECT_EQ(r.value("exitCode", -1), 3) << r.dump();
   EXPECT_EQ(r["stdout"].value("text", ""), "done\n");
-  // Recorded in the store, the keeper's note goes: after a later crash it
-  // would be taken for the end of the next attempt.
-  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(spool_file(id, "exit")); }, scaled(5s)));
 }
 
 // The server records a start before it spawns the keeper, and the pid only
@@ -206,12 +203,27 @@ TEST_F(CrashRecovery, AKeeperWhosePidWasNeverRecordedIsFoundAndAdopted) {
   EXPECT_TRUE(wait_until([&] { return processes_in_group(pid).empty(); }, scaled(10s)));
 }
 
-TEST_F(CrashRecovery, AnEndRecordedInTheStoreLeavesNoStatusFileBehind) {
-  ServerProcess& server = server_on_state();
-  std::string id = server.submit({{"command", "exit 4"}, {"retry", {{"maxAttempts", 2}, {"backoff", "fixed"}, {"delayMs", 60000}}}});
-  ASSERT_TRUE(server.wait_task(id, [](const json& t) { return t.value("attempt", 0) == 1 && has_status(t, "waiting"); }));
-  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(spool_file(id, "exit")); }, scaled(5s)))
-      << "a retry waiting after a recorded failure must not find its predecessor's end";
+// Keepers record each attempt's end under its number: the record of a failed
+// attempt must not be taken for the end of its retry, which the store has as
+// started when the server dies before the retry's keeper is spawned.
+TEST_F(CrashRecovery, AFailedAttemptsRecordIsNotTakenForItsRetrysEnd) {
+  const std::string ran = marker("ran");
+  std::string id;
+  {
+    ServerProcess& first = server_on_state();
+    id = first.submit({{"command", "test -e '" + ran + "' && exit 0; touch '" + ran + "'; exit 4"},
+                       {"retry", {{"maxAttempts", 2}, {"backoff", "fixed"}, {"delayMs", 3600000}}}});
+    ASSERT_TRUE(first.wait_task(id, [](const json& t) { return t.value("attempt", 0) == 1 && has_status(t, "waiting"); }));
+    crash(first);
+  }
+  edit_store("UPDATE tasks SET status = 'running', attempt = 2, not_before_ms = 0, pid = NULL, "
+             "started_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) WHERE id = '" + id + "'");
+
+  ServerProcess& second = server_on_state();
+  json r = second.wait_result(id);
+  EXPECT_EQ(r.value("status", ""), "completed") << "attempt 1's exit 4 was taken for attempt 2's end: " << r.dump();
+  EXPECT_EQ(second.task(id).value("attempt", 0), 2);
+  EXPECT_TRUE(second.wait_stderr_contains("1 had not started and were queued again"));
 }
 
 TEST_F(CrashRecovery, AKilledTaskIsReportedByItsSignal) {

@@ -591,6 +591,62 @@ TEST(ProcessRunner, DestructionKillsAndReapsWithoutReporting) {
   EXPECT_EQ(recorder.exit_count(), 0u);
 }
 
+#ifdef ORCH_KEEPER_BINARY
+// Keepers record their ends in the spool's status log (engine/task_keeper.h).
+// It is rotated as it grows, and a rotated log stays as long as a process
+// that may have written to it is not reported: after a crash, its record
+// would be the only account of its end.
+TEST(ProcessRunnerKeeper, TheStatusLogIsRotatedAndARotatedLogStaysWhileAProcessMayNeedIt) {
+  test::TempDir dir;
+  Spool spool(dir.path() / "spool");
+  ProcessRunner::Options options = runner_options();
+  options.status_log_rotate_bytes = 1;  // every start rotates a log with a record in it
+  options.status_log_check_every = 1;
+  auto log = [&](int n) {
+    auto path = spool.dir() / kKeeperStatusLog;
+    if (n > 0) path += "." + std::to_string(n);
+    return path;
+  };
+  Recorder recorder;
+  {
+    ProcessRunner runner(spool, options);
+    auto run = [&](const std::string& script, const TaskId& id) {
+      const std::size_t before = recorder.exit_count();
+      ASSERT_TRUE(runner.start(shell(script, id), recorder.callbacks()).ok());
+      ASSERT_TRUE(recorder.wait_for_exits(before + 1));
+    };
+    auto slow = runner.start(shell("sleep 300", "slow"), recorder.callbacks());
+    ASSERT_TRUE(slow.ok());
+    run("exit 7", "t1");
+    auto t1 = read_keeper_status(spool.dir(), "t1", 0);
+    ASSERT_TRUE(t1);
+    EXPECT_EQ(t1->value, 7);
+    run("exit 0", "t2");  // rotates t1's record into exits.log.1
+    EXPECT_TRUE(std::filesystem::exists(log(1)));
+    EXPECT_TRUE(read_keeper_status(spool.dir(), "t1", 0)) << "a rotated log is read too";
+    run("exit 0", "t3");  // rotates again; "slow" started before exits.log.1 was rotated
+    EXPECT_TRUE(std::filesystem::exists(log(1))) << "slow may still write to it";
+    EXPECT_TRUE(std::filesystem::exists(log(2)));
+    runner.terminate(*slow, 10s);  // SIGTERM: the keeper outlives its command and records it
+    ASSERT_TRUE(recorder.wait_for_exits(4));
+    run("exit 0", "t4");
+    EXPECT_FALSE(std::filesystem::exists(log(1))) << "every process that could write to it is reported";
+    EXPECT_FALSE(std::filesystem::exists(log(2)));
+    EXPECT_TRUE(std::filesystem::exists(log(3)));
+    EXPECT_TRUE(read_keeper_status(spool.dir(), "slow", 0)) << "its end went to the log current then";
+  }
+  // A later runner numbers on from the logs it finds.
+  ProcessRunner next(spool, options);
+  ASSERT_TRUE(next.start(shell("exit 0", "t5"), recorder.callbacks()).ok());
+  ASSERT_TRUE(recorder.wait_for_exits(6));
+  ASSERT_TRUE(next.start(shell("exit 0", "t6"), recorder.callbacks()).ok());
+  ASSERT_TRUE(recorder.wait_for_exits(7));
+  EXPECT_FALSE(std::filesystem::exists(log(3))) << "nothing adopted needs an earlier server's logs";
+  EXPECT_FALSE(std::filesystem::exists(log(4)));
+  EXPECT_TRUE(std::filesystem::exists(log(5)));
+}
+#endif
+
 TEST(ProcessRunnerKeeper, AKeeperThatEndsWithoutReportingIsAnErrorNotARun) {
   test::TempDir dir;
   Spool spool(dir.path() / "spool");
@@ -607,10 +663,10 @@ TEST(ProcessRunnerKeeper, AKeeperThatEndsWithoutReportingIsAnErrorNotARun) {
 
 TEST_F(ProcessRunnerTest, AdoptingAPidThatIsNoTasksKeeperIsRefused) {
   pid_t pid = start(shell("sleep 300", "t2"));
-  auto adopted = runner_.adopt_orphan(pid, "t1", recorder_.callbacks());
+  auto adopted = runner_.adopt_orphan(pid, "t1", 1, recorder_.callbacks());
   ASSERT_FALSE(adopted.ok());
   EXPECT_EQ(adopted.error().code, ErrorCode::NotFound);
-  EXPECT_FALSE(runner_.adopt_orphan(999999999, "t1", recorder_.callbacks()).ok());
+  EXPECT_FALSE(runner_.adopt_orphan(999999999, "t1", 1, recorder_.callbacks()).ok());
   runner_.terminate(pid, 0ms);
   ASSERT_TRUE(recorder_.wait_for_exits(1));
   EXPECT_EQ(recorder_.exit_count(), 1u) << "a refused adoption reports nothing";

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -34,19 +35,64 @@ TEST(KeeperStatus, DamagedLinesAreRefused) {
   }
 }
 
-TEST(KeeperStatus, ReadsTheFileOrNothing) {
-  test::TempDir dir;
-  EXPECT_FALSE(read_keeper_status(dir.path()));
-  std::ofstream(dir.path() / kKeeperStatusFile) << "v1 signal 15 rss 2048\n";
-  auto status = read_keeper_status(dir.path());
-  ASSERT_TRUE(status);
-  EXPECT_EQ(status->kind, KeeperStatus::Kind::Signaled);
-  EXPECT_EQ(status->value, 15);
+TEST(KeeperStatusLog, ARecordIsFoundByItsTaskAndAttempt) {
+  std::string log = format_status_record("t1", 1, {KeeperStatus::Kind::Exited, 4, 10}) +
+                    format_status_record("t2", 1, {KeeperStatus::Kind::Signaled, 9, 20}) +
+                    format_status_record("t1", 2, {KeeperStatus::Kind::Exited, 0, 30});
+  EXPECT_EQ(format_status_record("t1", 1, {KeeperStatus::Kind::Exited, 4, 10}), "v1 t1 1 exit 4 rss 10\n");
+  auto first = find_status_record(log, "t1", 1);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->value, 4);
+  auto retry = find_status_record(log, "t1", 2);
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->value, 0);
+  EXPECT_EQ(retry->peak_rss_kb, 30);
+  EXPECT_FALSE(find_status_record(log, "t1", 3)) << "an attempt without a record has no end";
+  EXPECT_FALSE(find_status_record(log, "t", 1)) << "ids match whole";
+  auto other = find_status_record(log, "t2", 1);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->kind, KeeperStatus::Kind::Signaled);
+}
+
+TEST(KeeperStatusLog, DamagedAndTornRecordsAreSkipped) {
+  const std::string good = format_status_record("t1", 1, {KeeperStatus::Kind::Exited, 2, 0});
+  EXPECT_FALSE(find_status_record("v1 t1 1 exit 2 rss 0", "t1", 1)) << "no newline: torn";
+  EXPECT_FALSE(find_status_record("v1 t1 x exit 2 rss 0\n", "t1", 1));
+  EXPECT_FALSE(find_status_record("v1 t1 1 quit 2 rss 0\n", "t1", 1));
+  std::string zeros(16, '\0');
+  auto found = find_status_record(zeros + "\n" + "garbage\n" + good + "v1 t1 1 exit", "t1", 1);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->value, 2);
+}
+
+TEST(KeeperStatusLog, RecordsAreReadFromEveryLogAndOlderStatusFiles) {
+  test::TempDir spool;
+  EXPECT_FALSE(read_keeper_status(spool.path(), "t1", 1));
+  ASSERT_TRUE(append_status_record(spool.path().string(), "t1", 1, {KeeperStatus::Kind::Exited, 5, 1}));
+  ASSERT_TRUE(append_status_record(spool.path().string(), "t2", 1, {KeeperStatus::Kind::Exited, 6, 1}));
+  std::filesystem::rename(spool.path() / kKeeperStatusLog, spool.path() / (std::string(kKeeperStatusLog) + ".3"));
+  ASSERT_TRUE(append_status_record(spool.path().string(), "t3", 1, {KeeperStatus::Kind::Signaled, 15, 1}));
+  EXPECT_EQ(status_logs(spool.path()).size(), 2u);
+  auto rotated = read_keeper_status(spool.path(), "t1", 1);
+  ASSERT_TRUE(rotated) << "a rotated log is still read";
+  EXPECT_EQ(rotated->value, 5);
+  auto current = read_keeper_status(spool.path(), "t3", 1);
+  ASSERT_TRUE(current);
+  EXPECT_EQ(current->kind, KeeperStatus::Kind::Signaled);
+
+  // An older keeper's file in the task's directory.
+  std::filesystem::create_directory(spool.path() / "t4");
+  std::ofstream(spool.path() / "t4" / kKeeperStatusFile) << "v1 signal 15 rss 2048\n";
+  auto legacy = read_keeper_status(spool.path(), "t4", 1);
+  ASSERT_TRUE(legacy);
+  EXPECT_EQ(legacy->kind, KeeperStatus::Kind::Signaled);
+  EXPECT_EQ(legacy->value, 15);
 }
 
 KeeperArgs sample_args() {
   KeeperArgs args;
   args.task_id = "tabc";
+  args.attempt = 3;
   args.task_dir = "/state/spool/tabc";
   args.cap_bytes = 1 << 20;
   args.orphans = OrphanPolicy::Kill;
@@ -68,6 +114,7 @@ TEST(KeeperCommandLine, WhatTheRunnerBuildsTheKeeperParses) {
   auto out = parse(keeper_command_line("/opt/bin/mcp-orchestrator-keeper", in), error);
   ASSERT_TRUE(out) << error;
   EXPECT_EQ(out->task_id, in.task_id);
+  EXPECT_EQ(out->attempt, 3);
   EXPECT_EQ(out->task_dir, in.task_dir);
   EXPECT_EQ(out->cap_bytes, in.cap_bytes);
   EXPECT_EQ(out->orphans, OrphanPolicy::Kill);
