@@ -96,6 +96,27 @@ std::string await_file(const std::string& path) {
   return "while [ ! -e '" + path + "' ]; do sleep 0.1; done";
 }
 
+// A task that has printed nothing has no spool directory yet: its keeper
+// creates it when it takes over the output.
+TEST_F(CrashRecovery, ATaskSilentUntilTheCrashKeepsWhatItPrintsAfterIt) {
+  const std::string go = marker("go");
+  std::string id;
+  {
+    ServerProcess& first = server_on_state();
+    id = first.submit({{"command", await_file(go) + "; echo after; echo err >&2"}});
+    ASSERT_GT(running_pid(first, id), 0);
+    crash(first);
+  }
+  write_file(go, "");
+  ASSERT_TRUE(wait_until([&] { return read_file(spool_file(id, "stdout")) == "after\n"; }, scaled(10s)))
+      << "output printed while no server ran is spooled by the task's keeper";
+  ServerProcess& second = server_on_state();
+  json r = second.wait_result(id);
+  EXPECT_EQ(r.value("status", ""), "completed") << r.dump();
+  EXPECT_EQ(r["stdout"].value("text", ""), "after\n");
+  EXPECT_EQ(r["stderr"].value("text", ""), "err\n");
+}
+
 TEST_F(CrashRecovery, ARunningTaskIsAdoptedAndFollowedToItsTrueEnd) {
   const std::string during = marker("during"), after = marker("after");
   std::string id;

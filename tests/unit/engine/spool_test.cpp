@@ -247,5 +247,39 @@ TEST(Spool, CreatesItsDirectoryOnFirstUse) {
   EXPECT_EQ(spool.dir(), dir.path() / "state" / "spool");
 }
 
+TEST(Spool, ATaskThatPrintsNothingCreatesNoFile) {
+  test::TempDir dir;
+  Spool spool(dir.path());
+  write_stdout(spool, "t1", "first attempt\n");
+  auto writer = spool.open_writer("t1", StreamKind::Stdout);
+  ASSERT_TRUE(writer.ok());
+  EXPECT_FALSE(std::filesystem::exists(spool.path("t1", StreamKind::Stdout)))
+      << "a new attempt does not keep its predecessor's output";
+  auto silent = spool.open_writer("t2", StreamKind::Stdout);
+  ASSERT_TRUE(silent.ok());
+  ASSERT_TRUE((*silent)->append("", 0).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "t2")) << "no directory before the first byte";
+  EXPECT_EQ(read_ok(spool, "t2", {}).data, "");
+}
+
+TEST(Spool, AnOutputFileThatCannotBeCreatedIsAnErrorNamingItAndBytesStillCount) {
+  test::TempDir dir;
+  Spool spool(dir.path());
+  std::ofstream(dir.path() / "t1") << "a file where the task's directory should be";
+  auto writer = spool.open_writer("t1", StreamKind::Stdout);
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  auto first = (*writer)->append("hello", 5);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().code, ErrorCode::Io);
+  EXPECT_NE(first.error().message.find("cannot create the task's output file"), std::string::npos)
+      << first.error().message;
+  EXPECT_NE(first.error().message.find((dir.path() / "t1" / "stdout").string()), std::string::npos);
+  auto again = (*writer)->append("more", 4);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().message, first.error().message);
+  EXPECT_EQ((*writer)->total_bytes(), 9u);
+  EXPECT_EQ((*writer)->stored_bytes(), 0u);
+}
+
 }  // namespace
 }  // namespace orch::engine
