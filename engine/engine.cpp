@@ -595,7 +595,7 @@ struct Engine::Impl {
   }
 
   // A task the store had as running at start (docs/RECOVERY.md): its keeper's
-  // status file tells how it ended while no server watched; a keeper still
+  // record tells how it ended while no server watched; a keeper still
   // running is adopted; otherwise its end is unknown.
   std::optional<AttemptOutcome> settle_running(const TaskRecord& t, RecoveryCounts& counts) {
     auto recorded = read_keeper_status(spool.dir(), t.id, t.attempt);

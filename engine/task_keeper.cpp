@@ -45,10 +45,6 @@ bool parse_int(std::string_view word, Int& out) {
   return ec == std::errc() && ptr == word.data() + word.size();
 }
 
-}  // namespace
-
-namespace {
-
 void append_status_words(std::string& line, const KeeperStatus& status) {
   line += kind_word(status.kind);
   line += ' ';
