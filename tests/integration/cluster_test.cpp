@@ -95,12 +95,10 @@ class Cluster : public IntegrationTest {
   bool ran_on(const Node& node, const std::string& id) const {
     const fs::path spool = node.server->state_dir() / "spool";
     const std::string dir_arg = std::string("\0--dir\0", 7) + (spool / id).string() + std::string(1, '\0');
-    std::error_code ec;
-    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-      std::ifstream in(it->path() / "cmdline", std::ios::binary);
-      const std::string cmdline{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-      if (cmdline.find(dir_arg) != std::string::npos) return true;
+    for (pid_t pid : all_processes()) {
+      if (process_cmdline(pid).find(dir_arg) != std::string::npos) return true;
     }
+    std::error_code ec;
     for (fs::directory_iterator it(spool, ec), end; !ec && it != end; it.increment(ec)) {
       if (!it->path().filename().string().starts_with("exits.log")) continue;
       std::ifstream in(it->path());

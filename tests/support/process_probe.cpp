@@ -1,5 +1,8 @@
 #include "tests/support/process_probe.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +46,22 @@ std::vector<pid_t> scan(Pred pred) {
 }
 
 }  // namespace
+
+std::vector<pid_t> all_processes() {
+  return scan([](const Stat&) { return true; });
+}
+
+std::string process_cmdline(pid_t pid) {
+  // Plain read(2): a process that exits mid-read makes it fail with ESRCH,
+  // which libstdc++'s filebuf turns into an exception.
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
 
 bool process_alive(pid_t pid) {
   Stat st;
