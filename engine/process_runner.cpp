@@ -18,12 +18,14 @@
 #include <fcntl.h>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
+#include "engine/keeper_host.h"
 #include "engine/platform.h"
 #include "engine/process_spawn.h"
 #include "engine/progress_line.h"
@@ -120,6 +122,30 @@ void invoke_callback(const char* what, const Callback& callback, const Args&... 
   }
 }
 
+// What a keeper's report pipe said: its pid, and 0 or the errno of starting
+// the command; either may be missing when the pipe ended first.
+struct KeeperReport {
+  std::optional<pid_t> pid;
+  std::optional<int> err;
+};
+
+// Reads the keeper's report (keeper_host::Report records) until it says
+// whether the command started, or the pipe ends.
+KeeperReport read_keeper_report(int report_read) {
+  KeeperReport out;
+  while (!out.err) {
+    keeper_host::Report record;
+    ssize_t n;
+    do {
+      n = ::read(report_read, &record, sizeof record);
+    } while (n < 0 && errno == EINTR);
+    if (n != sizeof record) break;  // each record is one write: anything else is the end
+    if (record.pid > 0) out.pid = record.pid;
+    if (record.err != keeper_host::kForked) out.err = record.err;
+  }
+  return out;
+}
+
 }  // namespace
 
 struct ProcessRunner::Impl {
@@ -137,6 +163,10 @@ struct ProcessRunner::Impl {
   Result<pid_t> register_child(std::unique_ptr<Child> child);
   Result<pid_t> spawn_kept(const LaunchSpec& spec, SpawnPlan plan, std::array<UniqueFd, 2> write_ends,
                            const Child& child);
+  std::optional<Result<pid_t>> fork_kept(const LaunchSpec& spec, const std::vector<std::string>& keeper_argv,
+                                         SpawnPlan& plan, std::array<UniqueFd, 2>& write_ends, const Child& child);
+  Result<pid_t> finish_start(const KeeperReport& report, const LaunchSpec& spec, const std::string& command_exe);
+  void stop_keeper_host();
   void on_foreign_exit(Child& c);
   std::uint64_t enter_log_generation_locked();
   void leave_log_generation(std::uint64_t generation);
@@ -151,6 +181,12 @@ struct ProcessRunner::Impl {
   // alone, so the read end reaches EOF exactly when this server is gone.
   UniqueFd lifeline_read;
   UniqueFd lifeline_write;
+  // The keeper host, started with the first kept task; null when off or it
+  // could not start. Starts hold host_mu shared while they use it, so that
+  // stop_keeper_host() never closes it under a start.
+  std::shared_mutex host_mu;
+  bool host_tried = false;           // guarded by host_mu
+  std::unique_ptr<KeeperHost> host;  // guarded by host_mu
 
   mutable std::mutex mu;
   std::unordered_map<std::uint64_t, std::unique_ptr<Child>> children;  // by serial; guarded by mu
@@ -620,6 +656,7 @@ ProcessRunner::~ProcessRunner() {
   // The reactor is gone and callers may not use a runner being destroyed:
   // this thread alone touches the children now.
   m.reap_at_shutdown();
+  m.stop_keeper_host();
 }
 
 Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks callbacks) {
@@ -679,10 +716,6 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
 // whether the command started, so a spawn error keeps its own message.
 Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan plan,
                                               std::array<UniqueFd, 2> write_ends, const Child& child) {
-  auto report = platform::make_pipe();
-  if (!report) {
-    return make_error(ErrorCode::Unavailable, "cannot create a pipe for the task keeper: " + report.error().message);
-  }
   KeeperArgs args;
   args.task_id = spec.task_id;
   args.attempt = spec.attempt;
@@ -697,6 +730,12 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   args.cgroup = spec.memory_cgroup;
   LaunchSpec kept = spec;
   kept.argv = keeper_command_line(options.keeper_path, args);
+  if (auto forked = fork_kept(spec, kept.argv, plan, write_ends, child)) return std::move(*forked);
+
+  auto report = platform::make_pipe();
+  if (!report) {
+    return make_error(ErrorCode::Unavailable, "cannot create a pipe for the task keeper: " + report.error().message);
+  }
   const std::string command_exe = std::move(plan.exe);
   plan.exe = options.keeper_path;
   const int passed[kKeeperPassedFds] = {lifeline_read.get(), child.streams[0].fd.get(),
@@ -704,20 +743,80 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   auto pid = spawn_process(kept, std::move(plan), std::move(write_ends[0]), std::move(write_ends[1]), passed);
   report->second.reset();  // the keeper's copy alone: its exit must end the read below
   if (!pid) return pid.error();
-  std::int32_t err = 0;
-  ssize_t n;
-  do {
-    n = ::read(report->first.get(), &err, sizeof err);
-  } while (n < 0 && errno == EINTR);
-  if (n == sizeof err && err == 0) return pid;
-  // The keeper did not start the command and is exiting.
-  while (::waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {
+  KeeperReport outcome = read_keeper_report(report->first.get());
+  outcome.pid = *pid;
+  return finish_start(outcome, spec, command_exe);
+}
+
+// The keeper forked by the keeper host; nullopt when the host cannot take
+// this start (then nothing was handed to it and the caller spawns the keeper).
+std::optional<Result<pid_t>> ProcessRunner::Impl::fork_kept(const LaunchSpec& spec,
+                                                            const std::vector<std::string>& keeper_argv,
+                                                            SpawnPlan& plan, std::array<UniqueFd, 2>& write_ends,
+                                                            const Child& child) {
+  if (!options.keeper_host || !KeeperHost::fits(keeper_argv)) return std::nullopt;
+  {
+    std::unique_lock lock(host_mu);
+    if (!host_tried) {
+      host_tried = true;
+      auto started = KeeperHost::start(options.keeper_path, lifeline_read.get());
+      if (started) {
+        host = std::move(*started);
+      } else {
+        spdlog::warn("process runner: {}; each task's keeper is spawned instead", started.error().message);
+      }
+    }
   }
-  if (n != sizeof err) {
+  std::shared_lock lock(host_mu);
+  if (!host) return std::nullopt;
+  auto report = platform::make_pipe();
+  if (!report) return std::nullopt;
+  const int fds[keeper_host::kSentFds] = {plan.stdin_fd.get(),         write_ends[0].get(),
+                                          write_ends[1].get(),         child.streams[0].fd.get(),
+                                          child.streams[1].fd.get(),   report->second.get()};
+  keeper_host::Request request{keeper_argv, spec.env, spec.cwd};
+  if (auto sent = host->send(request, fds); !sent) {
+    spdlog::warn("process runner: {}; the keeper of task {} is spawned instead", sent.error().message,
+                 spec.task_id);
+    return std::nullopt;
+  }
+  report->second.reset();  // the host's and the keeper's copies alone: their end must end the read
+  KeeperReport outcome = read_keeper_report(report->first.get());
+  if (!outcome.pid && !outcome.err) {
+    // The host went away with the request: our copies are still open, so
+    // the keeper can be spawned instead.
+    host->mark_gone();
+    spdlog::warn("process runner: the keeper host ended; task keepers are spawned from now on");
+    return std::nullopt;
+  }
+  return finish_start(outcome, spec, plan.exe);
+}
+
+// The keeper's pid when it started the command; otherwise it is reaped and
+// the error says why.
+Result<pid_t> ProcessRunner::Impl::finish_start(const KeeperReport& report, const LaunchSpec& spec,
+                                                const std::string& command_exe) {
+  if (report.err && *report.err == 0 && report.pid) return *report.pid;
+  // The keeper did not start the command and is exiting (or never was).
+  if (report.pid) {
+    while (::waitpid(*report.pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (!report.err) {
     return make_error(ErrorCode::Internal, "the task keeper " + options.keeper_path +
                                                " ended before starting the task; is it this build's own?");
   }
-  return describe_spawn_error(err, spec, command_exe);
+  if (!report.pid) {
+    return make_error(ErrorCode::Unavailable, std::string("the keeper host cannot start a keeper: ") +
+                                                  std::strerror(*report.err) +
+                                                  " (the system is out of processes or memory)");
+  }
+  return describe_spawn_error(*report.err, spec, command_exe);
+}
+
+void ProcessRunner::Impl::stop_keeper_host() {
+  std::unique_lock lock(host_mu);
+  host.reset();
 }
 
 std::optional<pid_t> ProcessRunner::find_orphan_keeper(const TaskId& task_id) {
@@ -830,6 +929,9 @@ std::vector<RunningProcess> ProcessRunner::hand_over() {
     m.close_stream(*c, 1);
     m.maybe_finish(*c);
   }
+  // The next image starts a host of its own; this one must not be left a
+  // zombie child of it. (A start from here on spawns its keeper.)
+  m.stop_keeper_host();
   const TimePoint now = SteadyClock::now();
   std::lock_guard lock(m.mu);
   m.stopping = true;  // nothing more is started or reported

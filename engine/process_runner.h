@@ -130,6 +130,10 @@ class ProcessRunner {
     std::string keeper_path;
     OrphanPolicy orphans = OrphanPolicy::Adopt;
     std::chrono::milliseconds orphan_grace{2000};  // a keeper's SIGTERM → SIGKILL
+    // Keepers are forked by one long-lived keeper host (engine/keeper_host.h)
+    // rather than spawned, one exec fewer per task; false, or where the host
+    // cannot serve a start, each keeper is spawned.
+    bool keeper_host = true;
     // The keepers' status log is rotated once it has this many bytes,
     // checked every `status_log_check_every` starts (one stat each time).
     std::uint64_t status_log_rotate_bytes = 1 << 20;

@@ -38,7 +38,7 @@ inline constexpr const char* kKeeperStatusFile = "exit";       // in a task's di
 inline constexpr int kKeeperLifelineFd = 3;      // reads EOF once every server copy of the write end is gone
 inline constexpr int kKeeperStdoutReadFd = 4;    // the stdout pipe's read end: drained once orphaned
 inline constexpr int kKeeperStderrReadFd = 5;    // the stderr pipe's read end
-inline constexpr int kKeeperReportFd = 6;        // 4 bytes, then closed: 0, or posix_spawn's errno
+inline constexpr int kKeeperReportFd = 6;        // a keeper_host::Report {pid, 0 or posix_spawn's errno}, then closed
 inline constexpr int kKeeperPassedFds = 4;       // 3..6
 
 // What a keeper does when the server that started it dies.

@@ -13,7 +13,9 @@
 // server unnoticed.
 //
 // It links nothing but libc and starts in well under a millisecond: it is on
-// the path of every task start.
+// the path of every task start. Most keepers are not even started: they are
+// forks of the keeper host (engine/keeper_host_main.cpp), which calls
+// run_keeper() in each child; main() below serves both modes.
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -38,6 +40,8 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "engine/keeper_host_protocol.h"
+#include "engine/keeper_program.h"
 #include "engine/spool.h"
 #include "engine/task_keeper.h"
 
@@ -156,9 +160,11 @@ pid_t spawn_command(const KeeperArgs& args, int& err) {
   return err == 0 ? pid : -1;
 }
 
+// One record, so the server learns the pid as well when a keeper host forked
+// this keeper.
 void report(int err) {
-  std::int32_t value = err;
-  write_all(orch::engine::kKeeperReportFd, reinterpret_cast<const char*>(&value), sizeof value);
+  const orch::engine::keeper_host::Report record{static_cast<std::int32_t>(::getpid()), err};
+  write_all(orch::engine::kKeeperReportFd, reinterpret_cast<const char*>(&record), sizeof record);
   ::close(orch::engine::kKeeperReportFd);
 }
 
@@ -229,7 +235,7 @@ void stop_escaped_children(std::int64_t grace_ms) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int orch::engine::run_keeper(int argc, char** argv) {
   std::string error;
   auto parsed = orch::engine::parse_keeper_command_line(argc, argv, error);
   if (!parsed) {
@@ -365,4 +371,11 @@ int main(int argc, char** argv) {
     ::kill(0, SIGKILL);
   }
   exit_like(end);
+}
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], orch::engine::keeper_host::kHostFlag) == 0) {
+    return orch::engine::serve_as_keeper_host(argc, argv);
+  }
+  return orch::engine::run_keeper(argc, argv);
 }

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -88,13 +90,18 @@ std::string slurp(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// This file is built twice: as it is, and with ORCH_KEEPER_BINARY set, so
-// that every behaviour below also holds for processes under a task keeper.
+// This file is built three times: as it is; with ORCH_KEEPER_BINARY set, so
+// that every behaviour below also holds for processes under a task keeper
+// (forked by the keeper host); and with ORCH_KEEPER_SPAWNED as well (each
+// keeper spawned, as when the host cannot serve a start).
 ProcessRunner::Options runner_options(std::chrono::milliseconds straggler_grace = 2000ms) {
   ProcessRunner::Options options;
   options.straggler_grace = straggler_grace;
 #ifdef ORCH_KEEPER_BINARY
   options.keeper_path = ORCH_KEEPER_BINARY;
+#endif
+#ifdef ORCH_KEEPER_SPAWNED
+  options.keeper_host = false;  // the third build: every keeper spawned, none forked by the host
 #endif
   return options;
 }
@@ -644,6 +651,90 @@ TEST(ProcessRunnerKeeper, TheStatusLogIsRotatedAndARotatedLogStaysWhileAProcessM
   EXPECT_FALSE(std::filesystem::exists(log(3))) << "nothing adopted needs an earlier server's logs";
   EXPECT_FALSE(std::filesystem::exists(log(4)));
   EXPECT_TRUE(std::filesystem::exists(log(5)));
+}
+#endif
+
+#if defined(ORCH_KEEPER_BINARY) && !defined(ORCH_KEEPER_SPAWNED) && defined(__linux__)
+// The keeper host (engine/keeper_host.h): a child of this process, found by
+// its command line.
+std::optional<pid_t> keeper_host_child() {
+  for (pid_t pid : test::children_of(::getpid())) {
+    if (test::process_cmdline(pid).find(std::string("\0--host\0", 8)) != std::string::npos) return pid;
+  }
+  return std::nullopt;
+}
+
+pid_t parent_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(in, text);
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  char state = 0;
+  pid_t ppid = 0;
+  rest >> state >> ppid;
+  return ppid;
+}
+
+TEST_F(ProcessRunnerTest, AKeeperForkedByTheHostIsTheRunnersChildAndShowsItsOwnCommandLine) {
+  const pid_t pid = start(shell("sleep 300", "tk"));
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(parent_of(pid), ::getpid()) << "CLONE_PARENT: the keeper is ours, not the host's";
+  EXPECT_EQ(::getpgid(pid), pid) << "it leads the task's group";
+  EXPECT_TRUE(is_keeper_of(test::process_cmdline(pid), "tk")) << "a new server finds it by its command line";
+  EXPECT_FALSE(is_keeper_of(test::process_cmdline(pid), "t1"));
+  auto host = keeper_host_child();
+  ASSERT_TRUE(host);
+  EXPECT_NE(*host, pid);
+  EXPECT_FALSE(is_keeper_of(test::process_cmdline(*host), "tk")) << "the host itself is no task's keeper";
+  runner_.terminate(pid, 10s);
+  ASSERT_TRUE(recorder_.wait_for_exits(1));
+  EXPECT_EQ(recorder_.exit_info().signal, std::optional<int>(SIGTERM));
+}
+
+TEST_F(ProcessRunnerTest, WhenTheKeeperHostIsGoneKeepersAreSpawnedAndTasksStillRun) {
+  EXPECT_EQ(run(shell("echo first", "t0")).exit_code, std::optional<int>(0));
+  auto host = keeper_host_child();
+  ASSERT_TRUE(host);
+  ASSERT_EQ(::kill(*host, SIGKILL), 0);
+  for (int i = 1; i <= 3; ++i) {
+    const TaskId id = "t" + std::to_string(i);
+    ExitInfo info = run(shell("echo again " + std::to_string(i), id));
+    EXPECT_EQ(info.exit_code, std::optional<int>(0)) << id;
+    EXPECT_EQ(output(StreamKind::Stdout, id), "again " + std::to_string(i) + "\n");
+  }
+}
+
+TEST_F(ProcessRunnerTest, ACommandLineTooLongForTheHostsAreaIsSpawnedAndRuns) {
+  LaunchSpec spec = program({"/bin/sh", "-c", "echo ${#1}", "sh", std::string(40000, 'x')}, "long");
+  EXPECT_EQ(run(spec).exit_code, std::optional<int>(0));
+  EXPECT_EQ(output(StreamKind::Stdout, "long"), "40000\n");
+}
+
+TEST(ProcessRunnerKeeperHost, HandOverAndTheDestructorStopAndReapTheHost) {
+  test::TempDir dir;
+  Spool spool(dir.path() / "spool");
+  Recorder recorder;
+  pid_t host = 0;
+  {
+    ProcessRunner runner(spool, runner_options());
+    EXPECT_FALSE(keeper_host_child()) << "started with the first kept task, not before";
+    ASSERT_TRUE(runner.start(shell("true"), recorder.callbacks()).ok());
+    ASSERT_TRUE(recorder.wait_for_exits(1));
+    auto found = keeper_host_child();
+    ASSERT_TRUE(found);
+    host = *found;
+    EXPECT_TRUE(runner.hand_over().empty());
+    EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(host))) << "stopped and reaped, not a zombie";
+  }
+  {
+    ProcessRunner runner(spool, runner_options());
+    ASSERT_TRUE(runner.start(shell("true"), recorder.callbacks()).ok());
+    ASSERT_TRUE(recorder.wait_for_exits(2));
+    auto found = keeper_host_child();
+    ASSERT_TRUE(found);
+    host = *found;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(host)));
 }
 #endif
 
