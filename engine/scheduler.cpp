@@ -88,7 +88,11 @@ void Scheduler::remove_from_indexes(const Entry& e) {
   switch (t.status) {
     case TaskStatus::Queued:
       queued_.erase(queue_key(t));
-      queued_ids_.erase(queue_key(t));
+      if (queued_ids_.erase(queue_key(t)) > 0 && !t.spec.profile.empty()) {
+        if (auto it = queued_by_profile_.find(t.spec.profile); it != queued_by_profile_.end() && --it->second == 0) {
+          queued_by_profile_.erase(it);
+        }
+      }
       break;
     case TaskStatus::Waiting:
       waiting_.erase(t.id);
@@ -101,9 +105,27 @@ void Scheduler::remove_from_indexes(const Entry& e) {
       if (t.spec.timeout_ms) deadlines_.erase({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
     default:
-      finished_.erase({t.finished_at_ms, t.seq});
+      if (auto it = finished_.find({t.finished_at_ms, t.seq}); it != finished_.end()) drop_finished(it);
       break;
   }
+}
+
+void Scheduler::add_queued(const TaskRecord& t) {
+  queued_.insert(queue_key(t));
+  if (queued_ids_.insert_or_assign(queue_key(t), t.id).second && !t.spec.profile.empty()) {
+    ++queued_by_profile_[t.spec.profile];
+  }
+}
+
+void Scheduler::add_finished(const TaskRecord& t) {
+  if (finished_.insert({t.finished_at_ms, t.seq, t.status}).second) {
+    ++finished_by_status_[static_cast<std::size_t>(t.status)];
+  }
+}
+
+void Scheduler::drop_finished(std::set<Finished>::iterator it) {
+  --finished_by_status_[static_cast<std::size_t>(it->status)];
+  finished_.erase(it);
 }
 
 void Scheduler::set_status(Entry& e, TaskStatus to, std::vector<Change>& changes) {
@@ -113,8 +135,7 @@ void Scheduler::set_status(Entry& e, TaskStatus to, std::vector<Change>& changes
   t.status = to;
   switch (to) {
     case TaskStatus::Queued:
-      queued_.insert(queue_key(t));
-      queued_ids_[queue_key(t)] = t.id;
+      add_queued(t);
       break;
     case TaskStatus::Waiting:
       waiting_.insert(t.id);
@@ -127,7 +148,7 @@ void Scheduler::set_status(Entry& e, TaskStatus to, std::vector<Change>& changes
       if (t.spec.timeout_ms) deadlines_.insert({t.started_at_ms + *t.spec.timeout_ms, t.id});
       break;
     default:
-      finished_.insert({t.finished_at_ms, t.seq});
+      add_finished(t);
       break;
   }
   changes.push_back({t.id, from});
@@ -189,7 +210,7 @@ void Scheduler::end(Entry& e, TaskStatus to, EndReason reason, std::string messa
   t.finished_at_ms = now_ms;
   t.not_before_ms = 0;
   t.pid.reset();
-  finished_.insert({t.finished_at_ms, t.seq});
+  add_finished(t);
   e.cancel_requested = false;
   e.timed_out = false;
   changes.push_back({t.id, from});
@@ -236,15 +257,14 @@ void Scheduler::restore(TaskRecord task) {
   // Index by the stored status; restore_done() settles the live ones.
   switch (e.task.status) {
     case TaskStatus::Queued:
-      queued_.insert(queue_key(e.task));
-      queued_ids_[queue_key(e.task)] = id;
+      add_queued(e.task);
       break;
     case TaskStatus::Waiting: waiting_.insert(id); break;
     case TaskStatus::Running:
       running_.insert(id);
       gate_.count_running(e.task.spec.profile, 1);
       break;
-    default: finished_.insert({e.task.finished_at_ms, e.task.seq}); break;
+    default: add_finished(e.task); break;
   }
 }
 
@@ -520,11 +540,11 @@ std::vector<TaskId> Scheduler::evict(std::size_t keep_count, std::int64_t max_ag
                                      std::int64_t now_ms) {
   std::vector<TaskId> out;
   while (!finished_.empty()) {
-    auto [finished_at, seq] = *finished_.begin();
+    const auto [finished_at, seq] = std::pair(finished_.begin()->at_ms, finished_.begin()->seq);
     bool too_many = finished_.size() > keep_count;
     bool too_old = finished_at < now_ms - max_age_ms;
     if (!too_many && !too_old) break;
-    finished_.erase(finished_.begin());
+    drop_finished(finished_.begin());
     auto sit = by_seq_.find(seq);
     if (sit == by_seq_.end()) continue;
     TaskId id = sit->second;
@@ -559,11 +579,8 @@ std::map<TaskStatus, std::size_t> Scheduler::counts() const {
   out[TaskStatus::Queued] = queued_.size();
   out[TaskStatus::Waiting] = waiting_.size();
   out[TaskStatus::Running] = running_.size();
-  for (const auto& [key, seq] : finished_) {
-    auto it = by_seq_.find(seq);
-    if (it == by_seq_.end()) continue;
-    const Entry* e = entry(it->second);
-    if (e) ++out[e->task.status];
+  for (TaskStatus s : {TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled}) {
+    out[s] = finished_by_status_[static_cast<std::size_t>(s)];
   }
   return out;
 }
@@ -597,12 +614,7 @@ void Scheduler::set_profile_rules(std::map<std::string, ProfileRules> rules) {
 }
 
 std::vector<ProfileView> Scheduler::profile_views(std::int64_t now_ms) const {
-  std::map<std::string, std::size_t> queued;
-  for (const auto& [key, id] : queued_ids_) {
-    const std::string& name = tasks_.at(id).task.spec.profile;
-    if (!name.empty()) ++queued[name];
-  }
-  return gate_.views(now_ms, queued);
+  return gate_.views(now_ms, queued_by_profile_);
 }
 
 std::string Scheduler::held_reason(const TaskRecord& t, std::int64_t now_ms) const {

@@ -8,6 +8,7 @@
 // Not thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -194,11 +195,26 @@ class Scheduler {
   std::map<std::int64_t, TaskId> by_seq_;                 // every task, by submission order
   OrderedQueue queued_;                                    // queued tasks in run order
   std::map<QueueKey, TaskId> queued_ids_;                  // same keys → ids
+  // Queued tasks per named profile: profile_views() runs for every getStatus,
+  // under the engine's lock, so it must not walk the queue.
+  std::map<std::string, std::size_t> queued_by_profile_;
+  void add_queued(const TaskRecord& t);
   std::set<TaskId> waiting_;
   std::set<std::pair<std::int64_t, TaskId>> timers_;     // waiting tasks' not-before times
   std::set<TaskId> running_;
   std::set<std::pair<std::int64_t, TaskId>> deadlines_;  // running tasks' timeouts
-  std::set<std::pair<std::int64_t, std::int64_t>> finished_;  // (finished_at_ms, seq)
+  // Finished tasks, oldest first, each with its status, which is not part of
+  // the order: counts() reads finished_by_status_ instead of walking them.
+  struct Finished {
+    std::int64_t at_ms = 0;
+    std::int64_t seq = 0;
+    TaskStatus status = TaskStatus::Completed;
+    bool operator<(const Finished& o) const { return at_ms != o.at_ms ? at_ms < o.at_ms : seq < o.seq; }
+  };
+  std::set<Finished> finished_;
+  std::array<std::size_t, kTaskStatusCount> finished_by_status_{};
+  void add_finished(const TaskRecord& t);
+  void drop_finished(std::set<Finished>::iterator it);
   std::unordered_map<TaskId, std::vector<TaskId>> dependents_;  // dep → tasks waiting on it
   std::unordered_map<std::string, TaskId> idempotency_;
   std::int64_t max_seq_ = 0;

@@ -19,6 +19,7 @@ namespace orch::engine {
 using TaskId = std::string;
 
 enum class TaskStatus { Queued, Waiting, Running, Completed, Failed, Cancelled };
+inline constexpr std::size_t kTaskStatusCount = 6;
 
 // Why a task ended (or, for a waiting task, None). Truthful by construction:
 // the engine picks it from what it observed, never from what it hoped.

@@ -276,6 +276,38 @@ TEST_F(SchedulerTest, EvictsFinishedTasksByCountAndAge) {
   EXPECT_NE(sched.find(ids[3]), nullptr);
 }
 
+// counts() keeps a tally of finished tasks rather than walking them (it runs
+// under the engine's lock for every getStatus): the tally follows every end,
+// eviction and retry.
+TEST_F(SchedulerTest, CountsByStatusFollowEndsEvictionsAndRetries) {
+  auto counts = [&] {
+    auto c = sched.counts();
+    return std::vector<std::size_t>{c[TaskStatus::Queued],    c[TaskStatus::Waiting], c[TaskStatus::Running],
+                                    c[TaskStatus::Completed], c[TaskStatus::Failed],  c[TaskStatus::Cancelled]};
+  };
+  EXPECT_EQ(counts(), (std::vector<std::size_t>{0, 0, 0, 0, 0, 0}));
+  TaskSpec retried;
+  retried.retry.max_attempts = 2;
+  auto a = submit(retried);
+  auto b = submit();
+  auto c = submit();
+  auto d = submit();
+  EXPECT_EQ(counts(), (std::vector<std::size_t>{4, 0, 0, 0, 0, 0}));
+  take();  // a, b run
+  finish(a, 1, kT0 + 1);  // waits to retry: not finished
+  finish(b, 0, kT0 + 2);
+  EXPECT_EQ(counts(), (std::vector<std::size_t>{2, 1, 0, 1, 0, 0}));
+  bool needs_kill = false;
+  ASSERT_TRUE(sched.cancel(d, kT0 + 3, needs_kill).ok());
+  take(kT0 + 3);  // c runs
+  finish(c, 2, kT0 + 4);
+  EXPECT_EQ(counts(), (std::vector<std::size_t>{0, 1, 0, 1, 1, 1}));
+  EXPECT_EQ(sched.evict(1, 1'000'000, kT0 + 10), (std::vector<TaskId>{b, d}));
+  EXPECT_EQ(counts(), (std::vector<std::size_t>{0, 1, 0, 0, 1, 0}));
+  EXPECT_EQ(sched.evict(0, 1'000'000, kT0 + 10), std::vector<TaskId>{c});
+  EXPECT_EQ(counts(), (std::vector<std::size_t>{0, 1, 0, 0, 0, 0}));
+}
+
 TEST_F(SchedulerTest, ListsNewestFirstFromACursor) {
   for (int i = 0; i < 5; ++i) submit();
   std::vector<std::int64_t> seen;
@@ -325,11 +357,19 @@ TEST_F(SchedulerProfileTest, ProfileConcurrencyHoldsOnlyItsOwnTasks) {
   auto a2 = submit("agent");
   auto a3 = submit("agent");
   auto other = submit("");
+  EXPECT_EQ(view("agent").queued, 3u);
   EXPECT_EQ(take(), (std::vector<TaskId>{a1, a2, other})) << "a3 is passed over, the task behind it is not";
+  EXPECT_EQ(view("agent").queued, 1u);
   EXPECT_NE(sched.held_reason(*sched.find(a3), kT0).find("at most 2"), std::string::npos);
   finish(a1, 0);
   EXPECT_EQ(take(), std::vector<TaskId>{a3});
   EXPECT_EQ(view("agent").running, 2);
+  EXPECT_EQ(view("agent").queued, 0u);
+  auto a4 = submit("agent");
+  EXPECT_EQ(view("agent").queued, 1u);
+  bool needs_kill = false;
+  ASSERT_TRUE(sched.cancel(a4, kT0, needs_kill).ok());
+  EXPECT_EQ(view("agent").queued, 0u) << "a cancelled task leaves the count";
 }
 
 TEST_F(SchedulerProfileTest, RateLimitAdmitsTheBurstThenOnePerInterval) {
