@@ -34,6 +34,7 @@ using keeper_host::Request;
 struct ArgArea {
   char* begin = nullptr;
   std::size_t size = 0;
+  std::size_t used = 0;  // the host's own arguments before its blank one; NULs after
 };
 
 void send_report(int fd, Report record) {
@@ -45,10 +46,9 @@ void send_report(int fd, Report record) {
 // command's environment and directory), then runs the keeper.
 [[noreturn]] void become_keeper(Request& request, const int (&fds)[keeper_host::kSentFds], const ArgArea& area) {
   ::setpgid(0, 0);
-  sigset_t empty;
-  sigemptyset(&empty);
-  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  // The host was spawned with an empty mask and default dispositions and
+  // changed only the stop signals, which run_keeper() sets itself: nothing
+  // to reset (a loop over every signal was a visible part of a start).
   // Each source is first lifted above the targets (0-6), which it may occupy.
   int lifted[keeper_host::kSentFds];
   for (int i = 0; i < keeper_host::kSentFds; ++i) lifted[i] = ::fcntl(fds[i], F_DUPFD, 16);
@@ -66,14 +66,15 @@ void send_report(int fd, Report record) {
   for (auto& e : request.env) env.push_back(e.data());
   env.push_back(nullptr);
   environ = env.data();
-  // The command line over the host's, NUL-padded: the last byte must stay
-  // NUL, or the kernel reads the area as a setproctitle() string.
+  // The command line over the host's. The host zeroed its blank argument,
+  // so what follows is NULs already (touching all of the area would copy
+  // each of its pages).
   std::size_t at = 0;
   for (const auto& a : request.keeper_argv) {
     std::memcpy(area.begin + at, a.c_str(), a.size() + 1);
     at += a.size() + 1;
   }
-  std::memset(area.begin + at, 0, area.size - at);
+  if (at < area.used) std::memset(area.begin + at, 0, area.used - at);
   static std::vector<char*> argv;
   for (auto& a : request.keeper_argv) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -127,6 +128,14 @@ int serve_as_keeper_host(int argc, char** argv) {
   ArgArea area;
   area.begin = argv[0];
   area.size = static_cast<std::size_t>(argv[argc - 1] + std::strlen(argv[argc - 1]) + 1 - argv[0]);
+  // The blank argument becomes NULs: the kernel shows what ends in a NUL as
+  // NUL-separated arguments, and the last byte must stay NUL, or it reads
+  // the area as a setproctitle() string.
+  area.used = area.size;
+  if (argc >= 3) {
+    area.used = static_cast<std::size_t>(argv[argc - 1] - argv[0]);
+    std::memset(argv[argc - 1], 0, std::strlen(argv[argc - 1]));
+  }
   // The server stops a task by signalling its keeper's group; the host is in
   // a group of its own and ends only with its socket.
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);

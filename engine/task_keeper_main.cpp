@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -283,7 +284,9 @@ int orch::engine::run_keeper(int argc, char** argv) {
   bool child_done = false;
   KeeperStatus end;
   std::int64_t kill_at = -1;  // SIGKILL the group then
-  std::vector<char> buffer(kChunk);
+  // Not zero-filled: most keepers never drain, and a forked keeper would
+  // fault in every page of it.
+  std::unique_ptr<char[]> buffer(new char[kChunk]);
 
   for (;;) {
     if (child_done && (!orphaned || (drains[0].pipe_fd < 0 && drains[1].pipe_fd < 0))) break;
@@ -336,7 +339,7 @@ int orch::engine::run_keeper(int argc, char** argv) {
       }
     }
     for (int i = 0; i < 2; ++i) {
-      if (at_drain[i] >= 0 && fds[at_drain[i]].revents != 0) drains[i].pump(args.cap_bytes, buffer.data());
+      if (at_drain[i] >= 0 && fds[at_drain[i]].revents != 0) drains[i].pump(args.cap_bytes, buffer.get());
     }
     bool exited = at_exit >= 0 && fds[at_exit].revents != 0;
     int wait_status = 0;
