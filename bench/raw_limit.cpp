@@ -3,6 +3,11 @@
 //
 //   raw_limit spawn COUNT CONCURRENCY   posix_spawn `/bin/sh -c true` + waitpid,
 //                                       CONCURRENCY children in flight at once
+//   raw_limit kept COUNT CONCURRENCY    the same, each `sh` behind a process of its own:
+//                                       fork() (of this small program), which spawns
+//                                       `sh -c true`, waits and exits with its status;
+//                                       the floor of any design that puts a supervising
+//                                       process (a task keeper) in front of every task
 //   raw_limit pipe COUNT                1-byte round trips with a child over two pipes
 //
 // Each prints one JSON object on stdout for bench/run to read.
@@ -43,6 +48,22 @@ pid_t spawn_shell_true() {
   return pid;
 }
 
+// A supervising process per task: forked, not spawned (a fork of this small
+// program costs no exec), as the orchestrator's keeper host forks keepers.
+pid_t spawn_kept_shell_true() {
+  pid_t pid = fork();
+  if (pid < 0) die("fork", errno);
+  if (pid == 0) {
+    int status = 0;
+    const pid_t child = spawn_shell_true();
+    while (waitpid(child, &status, 0) < 0) {
+      if (errno != EINTR) _exit(1);
+    }
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  }
+  return pid;
+}
+
 void reap_one() {
   int status = 0;
   if (waitpid(-1, &status, 0) < 0) die("waitpid", errno);
@@ -54,12 +75,12 @@ void reap_one() {
 
 // Keeps `concurrency` children in flight, as the orchestrator does with that
 // many tasks running, and reports the completion rate.
-int run_spawn(long count, long concurrency) {
+int run_spawn(const char* what, pid_t (*start_one)(), long count, long concurrency) {
   auto start = Clock::now();
   long started = 0, finished = 0;
   while (finished < count) {
     while (started < count && started - finished < concurrency) {
-      spawn_shell_true();
+      start_one();
       ++started;
     }
     reap_one();
@@ -67,9 +88,9 @@ int run_spawn(long count, long concurrency) {
   }
   double elapsed = seconds_since(start);
   std::printf(
-      "{\"what\":\"spawn\",\"count\":%ld,\"concurrency\":%ld,\"seconds\":%.6f,"
+      "{\"what\":\"%s\",\"count\":%ld,\"concurrency\":%ld,\"seconds\":%.6f,"
       "\"per_second\":%.1f}\n",
-      count, concurrency, elapsed, static_cast<double>(count) / elapsed);
+      what, count, concurrency, elapsed, static_cast<double>(count) / elapsed);
   return 0;
 }
 
@@ -124,8 +145,9 @@ long positive(const char* text) {
 
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "spawn" && argc == 4) return run_spawn(positive(argv[2]), positive(argv[3]));
+  if (mode == "spawn" && argc == 4) return run_spawn("spawn", spawn_shell_true, positive(argv[2]), positive(argv[3]));
+  if (mode == "kept" && argc == 4) return run_spawn("kept", spawn_kept_shell_true, positive(argv[2]), positive(argv[3]));
   if (mode == "pipe" && argc == 3) return run_pipe(positive(argv[2]));
-  std::fprintf(stderr, "usage: raw_limit spawn COUNT CONCURRENCY | raw_limit pipe COUNT\n");
+  std::fprintf(stderr, "usage: raw_limit spawn|kept COUNT CONCURRENCY | raw_limit pipe COUNT\n");
   return 2;
 }
