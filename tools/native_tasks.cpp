@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "tools/change_feed.h"
+
 namespace orch::tools {
 
 using mcp::NativeTask;
@@ -13,7 +15,7 @@ using mcp::NativeTaskStatus;
 
 namespace {
 
-// How long the watcher waits on the change feed before looking at expiries.
+// How long a wait for one task is cut short, so the stop token is looked at.
 constexpr std::chrono::seconds kWatchSlice{5};
 constexpr const char* kCursorPrefix = "n";
 
@@ -271,11 +273,8 @@ Result<NativeTask> NativeTasks::cancel(const std::string& owner, const std::stri
 }
 
 void NativeTasks::watch(std::stop_token stop) {
-  std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
-  while (!stop.stop_requested()) {
-    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop,
-                                                                  engine::OnDrain::KeepWaiting);
-    cursor = changes.cursor;
+  const std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
+  follow_changes(engine_, cursor, stop, [&](const engine::TaskChanges& changes) {
     const std::int64_t now = to_unix_ms(engine_clock(engine_).wall_now());
     std::vector<std::pair<mcp::NativeTaskListener, NativeTask>> calls;
     {
@@ -309,7 +308,7 @@ void NativeTasks::watch(std::stop_token stop) {
         spdlog::error("native task {}: status listener failed: {}", task.id, e.what());
       }
     }
-  }
+  });
 }
 
 }  // namespace orch::tools

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "tools/change_feed.h"
 #include "tools/tool.h"
 
 namespace orch::tools {
@@ -11,16 +12,15 @@ namespace orch::tools {
 using nlohmann::json;
 using engine::TaskStatus;
 
-namespace {
-
-constexpr std::chrono::seconds kWatchSlice{5};
-
-}  // namespace
-
-std::optional<std::pair<mcp::LogLevel, json>> lifecycle_event(std::optional<TaskStatus> before,
-                                                              const engine::TaskView& now) {
+std::vector<LifecycleEvent> lifecycle_events(std::optional<TaskStatus> before, const engine::TaskView& now) {
   const engine::TaskRecord& t = now.task;
-  if (before && *before == t.status) return std::nullopt;
+  std::vector<LifecycleEvent> out;
+  if (before && *before == t.status) return out;
+  if (engine::is_terminal(t.status) && t.started_at_ms > 0 && before != TaskStatus::Running) {
+    json started{{"event", "task.started"}, {"taskId", t.id}, {"status", engine::to_string(TaskStatus::Running)}};
+    if (!t.spec.name.empty()) started["name"] = t.spec.name;
+    out.emplace_back(mcp::LogLevel::Info, std::move(started));
+  }
   mcp::LogLevel level = mcp::LogLevel::Info;
   const char* event = nullptr;
   switch (t.status) {
@@ -37,7 +37,8 @@ std::optional<std::pair<mcp::LogLevel, json>> lifecycle_event(std::optional<Task
   if (t.exit_code) data["exitCode"] = *t.exit_code;
   if (t.status == TaskStatus::Running && t.pid) data["pid"] = *t.pid;
   if (!t.message.empty()) data["message"] = t.message;
-  return std::make_pair(level, std::move(data));
+  out.emplace_back(level, std::move(data));
+  return out;
 }
 
 TaskLifecycleLog::TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink)
@@ -57,28 +58,24 @@ void TaskLifecycleLog::watch(std::stop_token stop) {
   for (const engine::TaskView& v : first.changed) {
     if (!engine::is_terminal(v.task.status)) last[v.task.id] = v.task.status;
   }
-  std::uint64_t cursor = first.cursor;
-  while (!stop.stop_requested()) {
-    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop,
-                                                                  engine::OnDrain::KeepWaiting);
-    cursor = changes.cursor;
+  follow_changes(engine_, first.cursor, stop, [&](const engine::TaskChanges& changes) {
     for (const engine::TaskView& v : changes.changed) {
       auto it = last.find(v.task.id);
       std::optional<TaskStatus> before;
       if (it != last.end()) before = it->second;
       else if (changes.snapshot) continue;  // a snapshot after a gap: ended tasks would be old news
-      auto event = lifecycle_event(before, v);
       if (engine::is_terminal(v.task.status)) last.erase(v.task.id);
       else last[v.task.id] = v.task.status;
-      if (!event) continue;
-      try {
-        sink_(event->first, event->second);
-      } catch (const std::exception& e) {
-        spdlog::error("task lifecycle log: {}", e.what());
+      for (const auto& [level, data] : lifecycle_events(before, v)) {
+        try {
+          sink_(level, data);
+        } catch (const std::exception& e) {
+          spdlog::error("task lifecycle log: {}", e.what());
+        }
       }
     }
     for (const engine::TaskId& id : changes.removed) last.erase(id);
-  }
+  });
 }
 
 }  // namespace orch::tools

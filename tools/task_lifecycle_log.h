@@ -12,7 +12,10 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,10 +26,13 @@ namespace orch::tools {
 
 using LifecycleSink = std::function<void(mcp::LogLevel level, const nlohmann::json& data)>;
 
-// The event for a task that moved from `before` (nullopt: first seen) to its
-// current state, or nullopt when nothing worth saying happened.
-std::optional<std::pair<mcp::LogLevel, nlohmann::json>> lifecycle_event(
-    std::optional<engine::TaskStatus> before, const engine::TaskView& now);
+using LifecycleEvent = std::pair<mcp::LogLevel, nlohmann::json>;
+
+// The events for a task that moved from `before` (nullopt: first seen) to its
+// current state: none when nothing worth saying happened, and its start
+// before its end when it ended without being seen running (the watcher reads
+// the change feed in batches, and a short task starts and ends within one).
+std::vector<LifecycleEvent> lifecycle_events(std::optional<engine::TaskStatus> before, const engine::TaskView& now);
 
 class TaskLifecycleLog {
  public:

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "tools/change_feed.h"
 #include "tools/task_json.h"
 #include "tools/tool.h"
 
@@ -19,7 +20,6 @@ constexpr std::string_view kScheme = "task://";
 constexpr std::uint64_t kDefaultReadBytes = 65536;
 constexpr std::uint64_t kMaxReadBytes = 1 << 20;
 constexpr std::size_t kListPage = 50;  // tasks per resources/list page (two resources each)
-constexpr std::chrono::seconds kWatchSlice{5};
 
 Error bad_uri(const std::string& uri, const std::string& why) {
   return make_error(ErrorCode::InvalidArgument,
@@ -169,11 +169,8 @@ void TaskResources::watch(std::stop_token stop) {
     std::uint64_t out = 0, err = 0;
   };
   std::map<engine::TaskId, Seen> seen;  // live tasks only
-  std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
-  while (!stop.stop_requested()) {
-    engine::TaskChanges changes = engine_.changes_since(cursor, engine_clock(engine_).now() + kWatchSlice, stop,
-                                                                  engine::OnDrain::KeepWaiting);
-    cursor = changes.cursor;
+  const std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
+  follow_changes(engine_, cursor, stop, [&](const engine::TaskChanges& changes) {
     std::vector<std::string> uris;
     for (const engine::TaskView& view : changes.changed) {
       const engine::TaskRecord& t = view.task;
@@ -189,7 +186,7 @@ void TaskResources::watch(std::stop_token stop) {
     // Called under the lock, so that on_updated({}) returning means no call
     // is under way: its target may then go. A call is a few sink writes.
     std::lock_guard lock(mu_);
-    if (!updated_) continue;
+    if (!updated_) return;
     for (const std::string& uri : uris) {
       try {
         updated_(uri);
@@ -197,7 +194,7 @@ void TaskResources::watch(std::stop_token stop) {
         spdlog::error("resources: update of {} failed: {}", uri, e.what());
       }
     }
-  }
+  });
 }
 
 }  // namespace orch::tools

@@ -25,24 +25,42 @@ engine::TaskView view(TaskStatus status) {
   return v;
 }
 
+// The one event of a step, or a null event when there is none.
+LifecycleEvent only(const std::vector<LifecycleEvent>& events) {
+  EXPECT_LE(events.size(), 1u);
+  return events.empty() ? LifecycleEvent{mcp::LogLevel::Debug, nullptr} : events.front();
+}
+
 TEST(LifecycleEvent, EachStepHasItsLevel) {
-  auto queued = lifecycle_event(std::nullopt, view(TaskStatus::Queued));
-  ASSERT_TRUE(queued);
-  EXPECT_EQ(queued->first, mcp::LogLevel::Debug);
-  EXPECT_EQ(queued->second["event"], "task.queued");
-  EXPECT_EQ(queued->second["name"], "build");
-  EXPECT_EQ(lifecycle_event(TaskStatus::Queued, view(TaskStatus::Running))->first, mcp::LogLevel::Info);
-  EXPECT_EQ(lifecycle_event(TaskStatus::Running, view(TaskStatus::Completed))->first, mcp::LogLevel::Info);
-  EXPECT_EQ(lifecycle_event(TaskStatus::Running, view(TaskStatus::Cancelled))->first, mcp::LogLevel::Notice);
+  auto queued = only(lifecycle_events(std::nullopt, view(TaskStatus::Queued)));
+  EXPECT_EQ(queued.first, mcp::LogLevel::Debug);
+  EXPECT_EQ(queued.second["event"], "task.queued");
+  EXPECT_EQ(queued.second["name"], "build");
+  EXPECT_EQ(only(lifecycle_events(TaskStatus::Queued, view(TaskStatus::Running))).first, mcp::LogLevel::Info);
+  EXPECT_EQ(only(lifecycle_events(TaskStatus::Running, view(TaskStatus::Completed))).first, mcp::LogLevel::Info);
+  EXPECT_EQ(only(lifecycle_events(TaskStatus::Running, view(TaskStatus::Cancelled))).first, mcp::LogLevel::Notice);
   engine::TaskView failed = view(TaskStatus::Failed);
   failed.task.exit_code = 2;
   failed.task.reason = engine::EndReason::ExitCode;
   failed.task.message = "exited with code 2";
-  auto f = lifecycle_event(TaskStatus::Running, failed);
-  EXPECT_EQ(f->first, mcp::LogLevel::Warning);
-  EXPECT_EQ(f->second, (json{{"event", "task.failed"}, {"taskId", "tx"}, {"status", "failed"}, {"name", "build"},
-                             {"reason", "exit_code"}, {"exitCode", 2}, {"message", "exited with code 2"}}));
-  EXPECT_FALSE(lifecycle_event(TaskStatus::Running, view(TaskStatus::Running))) << "progress alone is no event";
+  auto f = only(lifecycle_events(TaskStatus::Running, failed));
+  EXPECT_EQ(f.first, mcp::LogLevel::Warning);
+  EXPECT_EQ(f.second, (json{{"event", "task.failed"}, {"taskId", "tx"}, {"status", "failed"}, {"name", "build"},
+                            {"reason", "exit_code"}, {"exitCode", 2}, {"message", "exited with code 2"}}));
+  EXPECT_TRUE(lifecycle_events(TaskStatus::Running, view(TaskStatus::Running)).empty()) << "progress alone is no event";
+}
+
+TEST(LifecycleEvent, AStartNotSeenBeforeTheEndIsReportedFirst) {
+  engine::TaskView done = view(TaskStatus::Completed);
+  done.task.started_at_ms = 1000;
+  auto events = lifecycle_events(TaskStatus::Queued, done);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].second, (json{{"event", "task.started"}, {"taskId", "tx"}, {"status", "running"},
+                                    {"name", "build"}}));
+  EXPECT_EQ(events[1].second["event"], "task.completed");
+  EXPECT_EQ(lifecycle_events(TaskStatus::Running, done).size(), 1u) << "a start seen is not told twice";
+  engine::TaskView never = view(TaskStatus::Cancelled);  // cancelled while queued: never started
+  EXPECT_EQ(only(lifecycle_events(TaskStatus::Queued, never)).second["event"], "task.cancelled");
 }
 
 TEST(TaskLifecycleLog, ReportsARealTasksStepsOnce) {
