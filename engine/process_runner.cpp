@@ -774,7 +774,12 @@ std::optional<Result<pid_t>> ProcessRunner::Impl::fork_kept(const LaunchSpec& sp
   const int fds[keeper_host::kSentFds] = {plan.stdin_fd.get(),         write_ends[0].get(),
                                           write_ends[1].get(),         child.streams[0].fd.get(),
                                           child.streams[1].fd.get(),   report->second.get()};
-  keeper_host::Request request{keeper_argv, spec.env, spec.cwd};
+  // The host's own directory is "/": a task without one (or a relative one)
+  // runs where this process is, as a spawned keeper would.
+  std::error_code ec;
+  std::string cwd = std::filesystem::absolute(spec.cwd.empty() ? "." : spec.cwd, ec).lexically_normal().string();
+  if (ec) return std::nullopt;
+  keeper_host::Request request{keeper_argv, spec.env, std::move(cwd)};
   if (auto sent = host->send(request, fds); !sent) {
     spdlog::warn("process runner: {}; the keeper of task {} is spawned instead", sent.error().message,
                  spec.task_id);

@@ -654,6 +654,18 @@ TEST(ProcessRunnerKeeper, TheStatusLogIsRotatedAndARotatedLogStaysWhileAProcessM
 }
 #endif
 
+TEST_F(ProcessRunnerTest, ATaskWithoutACwdRunsInTheRunnersDirectoryAndARelativeOneFromThere) {
+  const std::filesystem::path here = std::filesystem::current_path();
+  EXPECT_EQ(run(shell("pwd -P", "t1")).exit_code, std::optional<int>(0));
+  EXPECT_EQ(output(StreamKind::Stdout, "t1"), std::filesystem::canonical(here).string() + "\n");
+  const std::filesystem::path sub = dir_.path() / "sub";
+  std::filesystem::create_directories(sub);
+  LaunchSpec relative = shell("pwd -P", "t2");
+  relative.cwd = std::filesystem::relative(sub, here).string();
+  EXPECT_EQ(run(relative).exit_code, std::optional<int>(0));
+  EXPECT_EQ(output(StreamKind::Stdout, "t2"), std::filesystem::canonical(sub).string() + "\n");
+}
+
 #if defined(ORCH_KEEPER_BINARY) && !defined(ORCH_KEEPER_SPAWNED) && defined(__linux__)
 // The keeper host (engine/keeper_host.h): a child of this process, found by
 // its command line.
