@@ -771,9 +771,9 @@ std::optional<Result<pid_t>> ProcessRunner::Impl::fork_kept(const LaunchSpec& sp
   if (!host) return std::nullopt;
   auto report = platform::make_pipe();
   if (!report) return std::nullopt;
-  const int fds[keeper_host::kSentFds] = {plan.stdin_fd.get(),         write_ends[0].get(),
-                                          write_ends[1].get(),         child.streams[0].fd.get(),
-                                          child.streams[1].fd.get(),   report->second.get()};
+  const int fds[keeper_host::kSentFds] = {plan.stdin_fd.get(),       write_ends[0].get(),
+                                          write_ends[1].get(),       child.streams[0].fd.get(),
+                                          child.streams[1].fd.get(), report->second.get()};
   // The host's own directory is "/": a task without one (or a relative one)
   // runs where this process is, as a spawned keeper would.
   std::error_code ec;
