@@ -184,8 +184,10 @@ struct ProcessRunner::Impl {
   // The keeper host, started with the first kept task; null when off or it
   // could not start. Starts hold host_mu shared while they use it, so that
   // stop_keeper_host() never closes it under a start.
+  // Tried once: starts then only share the lock, so they never wait for
+  // each other's keepers.
   std::shared_mutex host_mu;
-  bool host_tried = false;           // guarded by host_mu
+  std::once_flag host_tried;
   std::unique_ptr<KeeperHost> host;  // guarded by host_mu
 
   mutable std::mutex mu;
@@ -755,18 +757,15 @@ std::optional<Result<pid_t>> ProcessRunner::Impl::fork_kept(const LaunchSpec& sp
                                                             SpawnPlan& plan, std::array<UniqueFd, 2>& write_ends,
                                                             const Child& child) {
   if (!options.keeper_host || !KeeperHost::fits(keeper_argv)) return std::nullopt;
-  {
+  std::call_once(host_tried, [this] {
     std::unique_lock lock(host_mu);
-    if (!host_tried) {
-      host_tried = true;
-      auto started = KeeperHost::start(options.keeper_path, lifeline_read.get());
-      if (started) {
-        host = std::move(*started);
-      } else {
-        spdlog::warn("process runner: {}; each task's keeper is spawned instead", started.error().message);
-      }
+    auto started = KeeperHost::start(options.keeper_path, lifeline_read.get());
+    if (started) {
+      host = std::move(*started);
+    } else {
+      spdlog::warn("process runner: {}; each task's keeper is spawned instead", started.error().message);
     }
-  }
+  });
   std::shared_lock lock(host_mu);
   if (!host) return std::nullopt;
   auto report = platform::make_pipe();
