@@ -200,6 +200,8 @@ Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit)
     spdlog::warn("mcp-orchestrator-keeper not found beside the binary: tasks run without a keeper, so a "
                  "crash of the server loses the running ones (they are retried per their policy)");
   }
+  // Before the engine opens: it reads the environment its tasks inherit once.
+  std::vector<char> held_memory = debug_hold_memory();
   auto engine = open_engine(config, state_dir_explicit || handed.has_value(),
                             handed ? std::move(handed->processes) : std::vector<engine::RunningProcess>{},
                             handed ? handed->lifeline : engine::Lifeline{});
@@ -207,7 +209,7 @@ Result<std::unique_ptr<App>> App::create(Config config, bool state_dir_explicit)
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
   impl->handed = std::move(handed);
-  impl->held_memory = debug_hold_memory();
+  impl->held_memory = std::move(held_memory);
   impl->engine = std::move(*engine);
   if (impl->handed) impl->engine->set_restart_info(impl->handed->restarts);
   tools::ToolRegistryOptions tool_options;

@@ -48,18 +48,36 @@ std::int64_t steady_ms() {
       .count();
 }
 
-std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
+// The server's environment as name → value, read once when the engine opens:
+// parsing environ for every task was a visible part of each start.
+std::map<std::string, std::string> read_environment() {
   std::map<std::string, std::string> env;
   for (char** e = environ; e && *e; ++e) {
-    std::string entry = *e;
+    std::string_view entry = *e;
     auto eq = entry.find('=');
-    if (eq == std::string::npos) continue;
-    env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    if (eq == std::string_view::npos) continue;
+    env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
   }
-  for (const auto& [k, v] : overrides) env[k] = v;
+  return env;
+}
+
+// `base` with `overrides` over it, as NAME=value entries sorted by name.
+std::vector<std::string> merged_environment(const std::map<std::string, std::string>& base,
+                                            const std::map<std::string, std::string>& overrides) {
   std::vector<std::string> out;
-  out.reserve(env.size());
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  out.reserve(base.size() + overrides.size());
+  auto add = [&out](const std::string& k, const std::string& v) {
+    std::string entry;
+    entry.reserve(k.size() + 1 + v.size());
+    out.push_back(std::move(entry.append(k).append(1, '=').append(v)));
+  };
+  auto b = base.begin();
+  for (const auto& [k, v] : overrides) {
+    for (; b != base.end() && b->first < k; ++b) add(b->first, b->second);
+    if (b != base.end() && b->first == k) ++b;
+    add(k, v);
+  }
+  for (; b != base.end(); ++b) add(b->first, b->second);
   return out;
 }
 
@@ -112,6 +130,7 @@ struct Engine::Impl {
   std::unique_ptr<PoolSet> pools;       // pool profiles' workers (SPEC §6)
   std::map<std::string, Profile> profiles;  // fixed after open()
   std::string server_cwd;               // where a task without cwd runs
+  const std::map<std::string, std::string> server_env = read_environment();  // what tasks inherit
   std::unique_ptr<MemoryLimiter> memory_limiter;  // per-task memory limits
 
   mutable std::mutex mu;
@@ -543,7 +562,7 @@ struct Engine::Impl {
     if (task.spec.kind == TaskKind::Command) spec.argv = {"/bin/sh", "-c", task.spec.command};
     else spec.argv = task.spec.argv;
     spec.cwd = task.spec.cwd;
-    spec.env = merged_environment(task.spec.env);
+    spec.env = merged_environment(server_env, task.spec.env);
     spec.limits = task.spec.limits;
     if (task.spec.limits.memory_mb > 0 && memory_limiter) {
       spec.memory_cgroup = memory_limiter->prepare(task.id, task.spec.limits.memory_mb);
@@ -858,7 +877,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   wopts.idle_timeout = im.opts.worker_idle_timeout;
   im.workers = std::make_unique<WorkerPool>(wopts);
   im.adopt_handed_over(adopted);
-  im.pools = std::make_unique<PoolSet>(im.opts.profiles, merged_environment({}), im.spool, im.opts.kill_grace);
+  im.pools = std::make_unique<PoolSet>(im.opts.profiles, merged_environment(im.server_env, {}), im.spool, im.opts.kill_grace);
   if (im.queue) im.cluster_thread = std::jthread([&im](std::stop_token st) { im.cluster_loop(st); });
   im.dispatcher = std::jthread([&im](std::stop_token st) { im.dispatch_loop(st); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -923,7 +942,7 @@ Status Engine::check_spec(const TaskSpec& spec) const {
     }
   }
   // Every submit, whatever its form: no tool can skip this (SPEC §7).
-  return im.opts.allow.check(spec, merged_environment(spec.env), im.server_cwd);
+  return im.opts.allow.check(spec, merged_environment(im.server_env, spec.env), im.server_cwd);
 }
 
 // Several servers on one store: the task goes into the shared table, where
