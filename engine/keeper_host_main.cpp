@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,7 +84,7 @@ void send_report(int fd, Report record) {
 }
 
 // Receives one request; false once the server is gone.
-bool serve_one(const ArgArea& area, std::vector<char>& buffer) {
+bool serve_one(const ArgArea& area, std::span<char> buffer) {
   int fds[keeper_host::kSentFds];
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)];
   iovec iov{buffer.data(), buffer.size()};
@@ -139,8 +141,13 @@ int serve_as_keeper_host(int argc, char** argv) {
   // The server stops a task by signalling its keeper's group; the host is in
   // a group of its own and ends only with its socket.
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);
-  std::vector<char> buffer(keeper_host::kMaxRequestBytes);
-  while (serve_one(area, buffer)) {
+  // The request buffer is the host's alone: kept out of every fork, its pages
+  // are neither copied into each keeper's page tables nor unmapped at its exit.
+  void* buffer = ::mmap(nullptr, keeper_host::kMaxRequestBytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buffer == MAP_FAILED) return 1;
+  ::madvise(buffer, keeper_host::kMaxRequestBytes, MADV_DONTFORK);
+  while (serve_one(area, {static_cast<char*>(buffer), keeper_host::kMaxRequestBytes})) {
   }
   return 0;
 }
