@@ -13,6 +13,7 @@
 
 #include "engine/store_row.h"
 #include "engine/wal_check.h"
+#include "engine/wal_checkpointer.h"
 
 namespace orch::engine {
 
@@ -296,6 +297,7 @@ struct SqliteStore::Impl {
   DbPtr db;  // declared before the statements: finalized first, closed last
   StmtPtr begin, commit, rollback, insert_task, update_task, update_progress, insert_transition,
       select_tasks, select_transitions, select_by_key, delete_task, max_seq;
+  std::unique_ptr<WalCheckpointer> checkpointer;  // after db: stopped before it closes
 
   // "store: <what> failed: <SQLite's message>", built at once, before another
   // call replaces SQLite's message.
@@ -486,6 +488,9 @@ struct SqliteStore::Impl {
     // The WAL file is reused, not shrunk, after a checkpoint; cap what it keeps.
     if (auto st = exec("PRAGMA journal_size_limit=16777216", what); !st) return st;
     if (auto st = migrate(); !st) return st;
+    auto attached = WalCheckpointer::attach(db.get(), file);
+    if (!attached) return attached.error();
+    checkpointer = std::move(*attached);
     return prepare_all();
   }
 };
