@@ -156,7 +156,7 @@ TEST_F(Profiles, TheCircuitBreakerOpensPausesAndHalfOpens) {
   ServerProcess& server = start_with(
       {{"profiles",
         {{"flaky", {{"argv", {"python3", kFakeAgent, "--exit", "{code}"}},
-                    {"circuitBreaker", {{"failures", 2}, {"cooldownSec", 2}}}}}}}});
+                    {"circuitBreaker", {{"failures", 2}, {"cooldownSec", 5}}}}}}}});
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(server.wait_result(server.submit({{"profile", "flaky"}, {"params", {{"code", "1"}}}})).value("status", ""),
               "failed");
