@@ -19,7 +19,8 @@ namespace {
 // i + 1 and is recorded as row i + 1 of schema_version. A released step is
 // never edited; a change is a new step appended here, and the same change is
 // appended to the SQLite steps (engine/sqlite_store.cpp) so that both
-// backends keep one schema (docs/STORE.md, Migrations).
+// backends keep one schema: the same tables and columns, and one version
+// number; indexes follow each backend's queries (docs/STORE.md, Migrations).
 constexpr const char* kMigrations[] = {
     // 1: tasks and their transitions, column for column as in SQLite (its
     // INTEGER is 64-bit: BIGINT here). JSON stays TEXT: it is read back
@@ -88,6 +89,12 @@ CREATE TABLE nodes (
 );
 CREATE SEQUENCE tasks_seq;
 SELECT setval('tasks_seq', COALESCE(MAX(seq), 0) + 1, false) FROM tasks;
+)sql",
+    // 3: SQLite dropped its status and claim indexes, which its queries
+    // never read. Here the claims, the backlog and the listings filter by
+    // status: the indexes stay, and the step keeps the numbers in line.
+    R"sql(
+SELECT 1;
 )sql",
 };
 

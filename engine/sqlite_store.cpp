@@ -24,7 +24,8 @@ namespace {
 // Schema steps, oldest first: step i takes `PRAGMA user_version` from i to
 // i + 1. A released step is never edited; a change is a new step appended
 // here and the same change to engine/postgres_store.cpp, so both backends
-// keep one schema (docs/STORE.md, Migrations).
+// keep one schema: the same tables and columns, and one version number;
+// indexes follow each backend's queries (docs/STORE.md, Migrations).
 constexpr const char* kMigrations[] = {
     // 1: tasks and their transitions. name, tags, priority and
     // idempotency_key repeat parts of `spec` so that SQL can filter on them;
@@ -91,6 +92,14 @@ CREATE TABLE nodes (
   max_concurrent  INTEGER NOT NULL DEFAULT 0,
   health          TEXT NOT NULL DEFAULT ''
 );
+)sql",
+    // 3: indexes follow each backend's own queries. This one reads tasks by
+    // id, by seq and by idempotency key only; the status index and the
+    // claim index (PostgreSQL's claims) cost a page of log on every start
+    // and end here and served nothing.
+    R"sql(
+DROP INDEX tasks_status;
+DROP INDEX tasks_claimable;
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));

@@ -37,9 +37,9 @@ class PostgresStoreTest : public ::testing::Test {
 TEST_F(PostgresStoreTest, EachMigrationIsRecordedOnceInSchemaVersion) {
   ASSERT_TRUE(open());
   ASSERT_TRUE(open()) << "a second open finds the schema in place";
-  EXPECT_EQ(pg->text("SELECT count(*) FROM schema_version"), "2");
-  EXPECT_EQ(pg->text("SELECT max(version) FROM schema_version"), "2");
-  EXPECT_EQ(pg->text("SELECT count(*) FROM schema_version WHERE applied_at_ms > 0"), "2");
+  EXPECT_EQ(pg->text("SELECT count(*) FROM schema_version"), "3");
+  EXPECT_EQ(pg->text("SELECT max(version) FROM schema_version"), "3");
+  EXPECT_EQ(pg->text("SELECT count(*) FROM schema_version WHERE applied_at_ms > 0"), "3");
   EXPECT_EQ(pg->text("SELECT data_type FROM information_schema.columns "
                      "WHERE table_name = 'tasks' AND column_name = 'stdout_bytes'"),
             "bigint");
@@ -58,7 +58,7 @@ TEST_F(PostgresStoreTest, ServersStartingTogetherMigrateOnce) {
     }
   }
   for (const std::string& e : errors) EXPECT_EQ(e, "") << "several servers share one database";
-  EXPECT_EQ(pg->text("SELECT count(*) FROM schema_version"), "2");
+  EXPECT_EQ(pg->text("SELECT count(*) FROM schema_version"), "3");
 }
 
 TEST_F(PostgresStoreTest, TwoServersOnOneDatabaseSeeEachOthersTasks) {
@@ -77,7 +77,7 @@ TEST_F(PostgresStoreTest, RefusesASchemaNewerThanThisBuild) {
   pg->exec("INSERT INTO schema_version (version, applied_at_ms) VALUES (999, 1)");
   auto s = PostgresStore::open(pg->url());
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("created by a newer mcp-orchestrator (schema 999, this build knows 2)"),
+  EXPECT_NE(s.error().message.find("created by a newer mcp-orchestrator (schema 999, this build knows 3)"),
             std::string::npos)
       << s.error().message;
   EXPECT_NE(s.error().message.find(pg->name()), std::string::npos) << s.error().message;

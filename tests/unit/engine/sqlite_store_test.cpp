@@ -89,7 +89,7 @@ TEST_F(SqliteStoreTest, TheFileIsInWalModeAtTheCurrentSchemaVersion) {
   EXPECT_EQ(s->file(), file);
   RawDb raw(file);
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
 }
 
 TEST_F(SqliteStoreTest, CommittedWritesSurviveAStoreThatIsNeverClosed) {
@@ -169,6 +169,28 @@ TEST_F(SqliteStoreTest, RefusesAFileWithADamagedPageAndLeavesItUntouched) {
   expect_refused_untouched(file, bytes);
 }
 
+// A file of schema 2 (this one plus the status and claim indexes) keeps its
+// tasks and loses the indexes that only cost writes here.
+TEST_F(SqliteStoreTest, MigratesAVersionTwoFileAndKeepsItsTasks) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->insert(make_task(1)).ok());
+  }
+  {
+    RawDb raw(file);
+    raw.exec("CREATE INDEX tasks_status ON tasks(status); "
+             "CREATE INDEX tasks_claimable ON tasks(priority DESC, seq) WHERE status = 'queued' AND node IS NULL; "
+             "PRAGMA user_version = 2;");
+  }
+  auto s = open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(load(*s).size(), 1u);
+  RawDb raw(file);
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.text("SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_status', 'tasks_claimable')"), "0");
+}
+
 TEST_F(SqliteStoreTest, RefusesASchemaNewerThanThisBuild) {
   fs::create_directories(file.parent_path());
   {
@@ -179,7 +201,7 @@ TEST_F(SqliteStoreTest, RefusesASchemaNewerThanThisBuild) {
   auto s = SqliteStore::open(file);
   ASSERT_FALSE(s.ok());
   const std::string& m = s.error().message;
-  EXPECT_NE(m.find("created by a newer mcp-orchestrator (schema 999, this build knows 2)"),
+  EXPECT_NE(m.find("created by a newer mcp-orchestrator (schema 999, this build knows 3)"),
             std::string::npos)
       << m;
   EXPECT_NE(m.find(file.string()), std::string::npos) << m;

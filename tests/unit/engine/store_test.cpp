@@ -375,7 +375,7 @@ TEST_P(StoreContract, BothBackendsAreAtTheSameSchemaVersion) {
   ASSERT_TRUE(s);
   EXPECT_EQ(raw_text(GetParam() == Backend::Postgres ? "SELECT max(version) FROM schema_version"
                                                      : "PRAGMA user_version"),
-            "2");
+            "3");
 }
 
 TEST(OpenStore, ChoosesTheBackendByTheSpec) {
