@@ -112,6 +112,7 @@ struct RecoveryCounts {
   int lost = 0;
   int requeued = 0;  // never spawned: the previous server died first
   std::vector<TaskId> recorded;  // ended as their keeper's status file says
+  std::vector<std::pair<TaskId, pid_t>> found;  // adopted by the keeper's command line: no pid was stored
 };
 
 }  // namespace
@@ -141,6 +142,9 @@ struct Engine::Impl {
   bool accepting = true;                // guarded by mu: new submits and starts allowed
   bool shut_down = false;               // guarded by mu
   std::unordered_map<TaskId, std::int64_t> progress_saved_at;  // guarded by mu
+  // Started tasks whose pid the store does not have yet: it goes with the
+  // next batch of writes (persist_locked), a dispatcher tick at the latest.
+  std::vector<TaskId> unsaved_pids;  // guarded by mu
   ChangeLog change_log;                 // guarded by mu: feeds changes_since()
   DurationHistogram durations;          // guarded by mu
   std::int64_t started_at_ms = 0;
@@ -180,28 +184,50 @@ struct Engine::Impl {
 
   std::int64_t now_ms() const { return to_unix_ms(clock->wall_now()); }
 
-  // Writes each change through to the store. A failed write is logged: the
+  // Writes each change through to the store, with the pids not saved yet,
+  // in one batch (one commit on SQLite). A failed write is logged: the
   // in-memory state stays right for this process, and the store catches up
   // with the task's next change.
   void persist_locked(const std::vector<Change>& list) {
+    std::vector<Store::Write> writes;
+    writes.reserve(list.size() + unsaved_pids.size());
     for (const Change& c : list) {
       const TaskRecord* t = scheduler.find(c.id);
       if (!t) continue;
       change_log.changed(c.id);
       if (!is_terminal(c.from) && is_terminal(t->status)) observe_duration_locked(*t);
-      if (!store) continue;  // handed over: the next image reads the store
-      if (auto st = store->update(*t, c.from); !st) {
+      writes.push_back({t, c.from});
+    }
+    if (!store) return;  // handed over: the next image reads the store
+    for (const TaskId& id : unsaved_pids) {
+      const TaskRecord* t = scheduler.find(id);
+      if (!t || t->status != TaskStatus::Running || !t->pid) continue;
+      // A change of the same task in this batch writes every column anyway.
+      const bool written = std::any_of(writes.begin(), writes.end(), [t](const Store::Write& w) { return w.task == t; });
+      if (!written) writes.push_back({t, std::nullopt});
+    }
+    unsaved_pids.clear();
+    if (writes.empty()) return;
+    const std::vector<Status> results = store->write(writes);
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      const TaskRecord& t = *writes[i].task;
+      const Status& st = results[i];
+      if (!st) {
         if (queue && st.error().code == ErrorCode::Conflict) {
           spdlog::warn("cluster: {}", st.error().message);
-          lost_claims.push_back(c.id);
+          lost_claims.push_back(t.id);
           wake_pending = true;
           wake.notify_one();
           continue;
         }
-        spdlog::error("store: could not record task {} ({} → {}): {}", c.id, to_string(c.from),
-                      to_string(t->status), st.error().message);
+        if (writes[i].from) {
+          spdlog::error("store: could not record task {} ({} → {}): {}", t.id, to_string(*writes[i].from),
+                        to_string(t.status), st.error().message);
+        } else {
+          spdlog::warn("store: could not record the pid of task {}: {}", t.id, st.error().message);
+        }
       }
-      if (is_terminal(t->status)) progress_saved_at.erase(c.id);
+      if (is_terminal(t.status)) progress_saved_at.erase(t.id);
     }
   }
 
@@ -259,6 +285,7 @@ struct Engine::Impl {
         for (const TaskId& id : to_start) start_attempt_locked(id);
         if (!changes.empty()) changed.notify_all();
       }
+      if (!unsaved_pids.empty()) persist_locked({});
       // By age every interval; by count also as soon as the overflow is worth
       // a transaction, so a burst of short tasks cannot pile up for 30 s.
       const bool over_count = scheduler.finished_count() > opts.retention_count + eviction_slack();
@@ -593,10 +620,11 @@ struct Engine::Impl {
     // The process may already have ended and been recorded; then pid is moot.
     if (!live || live->status != TaskStatus::Running || live->attempt != task.attempt) return;
     live->pid = *started;
-    // The next server finds the task's keeper by this pid after a crash.
-    if (auto st = store->update_progress(*live); !st) {
-      spdlog::warn("store: could not record the pid of task {}: {}", task.id, st.error().message);
-    }
+    // The next server finds the task's keeper by this pid after a crash (by
+    // its command line while the pid is not written yet). A commit of its
+    // own would be a quarter of a short task's store writes: it goes with
+    // the next batch.
+    unsaved_pids.push_back(task.id);
     change_log.changed(task.id);
     if (scheduler.should_stop(task.id)) runner->terminate(*started, stop_grace_locked());
     changed.notify_all();
@@ -616,7 +644,10 @@ struct Engine::Impl {
   // A task the store had as running at start (docs/RECOVERY.md): its keeper's
   // record tells how it ended while no server watched; a keeper still
   // running is adopted; otherwise its end is unknown.
-  std::optional<AttemptOutcome> settle_running(const TaskRecord& t, RecoveryCounts& counts) {
+  // `keepers` is filled on first need: one walk of /proc for every task
+  // without a recorded pid.
+  std::optional<AttemptOutcome> settle_running(const TaskRecord& t, RecoveryCounts& counts,
+                                               std::optional<std::unordered_map<TaskId, pid_t>>& keepers) {
     auto recorded = read_keeper_status(spool.dir(), t.id, t.attempt);
     AttemptOutcome outcome;
     outcome.stdout_bytes = t.stdout_bytes;
@@ -624,12 +655,14 @@ struct Engine::Impl {
     std::optional<pid_t> pid = t.pid;
     const bool kept = !opts.keeper_path.empty() && t.spec.kind != TaskKind::Pool;
     if (!recorded && !pid && kept) {
-      // The previous server died after recording the start but before
-      // recording the pid: a keeper it spawned is found by its command line.
+      // The previous server died after recording the start but before its
+      // pid was written (with the batch after it): a keeper it spawned is
+      // found by its command line.
       // A keeper always leaves a record when its command ends, so with
       // neither, nothing was spawned: the attempt never began and runs again
       // without being counted (found by tests/reliability/lost_task_check.py).
-      pid = ProcessRunner::find_orphan_keeper(t.id);
+      if (!keepers) keepers = ProcessRunner::find_orphan_keepers();
+      if (auto found = keepers->find(t.id); found != keepers->end()) pid = found->second;
       if (!pid && !(recorded = read_keeper_status(spool.dir(), t.id, t.attempt))) {
         ++counts.requeued;
         outcome.never_started = true;
@@ -640,6 +673,7 @@ struct Engine::Impl {
       auto adopted = runner->adopt_orphan(*pid, t.id, t.attempt, callbacks_for(t.id));
       if (adopted) {
         ++counts.adopted;
+        if (!t.pid) counts.found.emplace_back(t.id, *pid);
         spdlog::debug("recovery: task {} still runs (pid {}); following it to its end", t.id, *pid);
         return std::nullopt;
       }
@@ -858,8 +892,16 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
     adopted = im.take_handed_over_locked(std::move(im.opts.handed_over));
     im.opts.handed_over.clear();
     RecoveryCounts counts;
-    im.persist_locked(im.scheduler.restore_done(
-        im.now_ms(), [&](const TaskRecord& t) { return im.settle_running(t, counts); }));
+    std::optional<std::unordered_map<TaskId, pid_t>> keepers;
+    auto settled = im.scheduler.restore_done(
+        im.now_ms(), [&](const TaskRecord& t) { return im.settle_running(t, counts, keepers); });
+    for (const auto& [id, pid] : counts.found) {
+      if (TaskRecord* t = im.scheduler.mutable_task(id)) {
+        t->pid = pid;
+        im.unsaved_pids.push_back(id);
+      }
+    }
+    im.persist_locked(settled);
     for (const TaskId& id : counts.recorded) im.forget_keeper_status(id);
     if (const int total = counts.adopted + counts.ended + counts.lost + counts.requeued; total > 0) {
       spdlog::info("recovery: {} task(s) were running when the previous server stopped: {} still run and "

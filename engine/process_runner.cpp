@@ -823,11 +823,12 @@ void ProcessRunner::Impl::stop_keeper_host() {
   host.reset();
 }
 
-std::optional<pid_t> ProcessRunner::find_orphan_keeper(const TaskId& task_id) {
+std::unordered_map<TaskId, pid_t> ProcessRunner::find_orphan_keepers() {
+  std::unordered_map<TaskId, pid_t> keepers;
   for (pid_t pid : platform::all_process_ids()) {
-    if (is_keeper_of(platform::process_command_line(pid), task_id)) return pid;
+    if (auto task = keeper_task_of(platform::process_command_line(pid))) keepers.emplace(std::move(*task), pid);
   }
-  return std::nullopt;
+  return keepers;
 }
 
 Status ProcessRunner::adopt_orphan(pid_t pid, const TaskId& task_id, int attempt, ProcessCallbacks callbacks) {

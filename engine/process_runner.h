@@ -34,6 +34,7 @@
 #include <optional>
 #include <string_view>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -167,10 +168,10 @@ class ProcessRunner {
   // of `attempt` (lost when there is none); output is spooled by the keeper, and
   // live_bytes() reads the files' sizes. NotFound when it is not running.
   Status adopt_orphan(pid_t pid, const TaskId& task_id, int attempt, ProcessCallbacks callbacks);
-  // The pid of a running keeper of `task_id`, found by its command line among
-  // all processes: for a task whose pid the earlier server had not recorded
-  // yet when it died. A scan of every process: for recovery, not a hot path.
-  static std::optional<pid_t> find_orphan_keeper(const TaskId& task_id);
+  // The running keepers by task, found by their command lines among all
+  // processes: for tasks whose pid the earlier server had not recorded yet
+  // when it died. One walk of /proc: for recovery, not a hot path.
+  static std::unordered_map<TaskId, pid_t> find_orphan_keepers();
 
   // SIGTERM to the whole group now, SIGKILL to the group after `grace` if the
   // leader still runs. No-op for an unknown or finished pid.

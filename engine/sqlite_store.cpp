@@ -7,6 +7,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -304,7 +305,7 @@ struct SqliteStore::Impl {
   fs::path file;
   std::mutex mu;
   DbPtr db;  // declared before the statements: finalized first, closed last
-  StmtPtr begin, commit, rollback, insert_task, update_task, update_progress, insert_transition,
+  StmtPtr begin, commit, rollback, savepoint, release, rollback_to, insert_task, update_task, update_progress, insert_transition,
       select_tasks, select_transitions, select_by_key, delete_task, max_seq;
   std::unique_ptr<WalCheckpointer> checkpointer;  // after db: stopped before it closes
 
@@ -335,6 +336,9 @@ struct SqliteStore::Impl {
         {&begin, "BEGIN IMMEDIATE"},
         {&commit, "COMMIT"},
         {&rollback, "ROLLBACK"},
+        {&savepoint, "SAVEPOINT one_write"},
+        {&release, "RELEASE one_write"},
+        {&rollback_to, "ROLLBACK TO one_write"},
         {&insert_task, kInsertTask},
         {&update_task, kUpdateTask},
         {&update_progress, kUpdateProgress},
@@ -363,6 +367,41 @@ struct SqliteStore::Impl {
     // Some errors (full disk, I/O) make SQLite roll back by itself.
     if (!st && !sqlite3_get_autocommit(db.get())) (void)run(rollback.get(), what);
     return st;
+  }
+
+  // `body` under a savepoint inside the open transaction: when it fails,
+  // what it wrote goes and the transaction goes on.
+  template <typename Body>
+  Status savepoint_scope(const std::string& what, Body&& body) {
+    if (auto st = run(savepoint.get(), what); !st) return st;
+    Status st = body();
+    if (!st) (void)run(rollback_to.get(), what);
+    (void)run(release.get(), what);
+    return st;
+  }
+
+  Status write_update(const TaskRecord& task, TaskStatus from, const std::string& what) {
+    Query q(update_task.get());
+    bind_task(q, task);
+    if (int rc = q.step(); rc != SQLITE_DONE) return fail(rc, what);
+    if (sqlite3_changes(db.get()) == 0) {
+      return make_error(ErrorCode::NotFound, "store: " + what + " failed: no such task");
+    }
+    return add_transition(task.id, to_string(from), task, store_row::transition_at_ms(task), what);
+  }
+
+  Status write_progress(const TaskRecord& task, const std::string& what) {
+    Query q(update_progress.get());
+    q.text(":id", task.id);
+    q.text_or_null(":progress", progress_to_storage_json(task.progress));
+    q.integer(":pid", task.pid);
+    q.integer(":stdout_bytes", static_cast<std::int64_t>(task.stdout_bytes));
+    q.integer(":stderr_bytes", static_cast<std::int64_t>(task.stderr_bytes));
+    if (int rc = q.step(); rc != SQLITE_DONE) return fail(rc, what);
+    if (sqlite3_changes(db.get()) == 0) {
+      return make_error(ErrorCode::NotFound, "store: " + what + " failed: no such task");
+    }
+    return {};
   }
 
   // Steps a statement that returns no rows; the error is built before the
@@ -540,32 +579,44 @@ Status SqliteStore::update(const TaskRecord& task, TaskStatus from) {
   Impl& im = *impl_;
   std::lock_guard lock(im.mu);
   const std::string what = "update task " + task.id;
-  return im.transaction(what, [&]() -> Status {
-    Query q(im.update_task.get());
-    bind_task(q, task);
-    if (int rc = q.step(); rc != SQLITE_DONE) return im.fail(rc, what);
-    if (sqlite3_changes(im.db.get()) == 0) {
-      return make_error(ErrorCode::NotFound, "store: " + what + " failed: no such task");
-    }
-    return im.add_transition(task.id, to_string(from), task, store_row::transition_at_ms(task), what);
-  });
+  return im.transaction(what, [&] { return im.write_update(task, from, what); });
 }
 
 Status SqliteStore::update_progress(const TaskRecord& task) {
   Impl& im = *impl_;
   std::lock_guard lock(im.mu);
-  const std::string what = "save progress of task " + task.id;
-  Query q(im.update_progress.get());
-  q.text(":id", task.id);
-  q.text_or_null(":progress", progress_to_storage_json(task.progress));
-  q.integer(":pid", task.pid);
-  q.integer(":stdout_bytes", static_cast<std::int64_t>(task.stdout_bytes));
-  q.integer(":stderr_bytes", static_cast<std::int64_t>(task.stderr_bytes));
-  if (int rc = q.step(); rc != SQLITE_DONE) return im.fail(rc, what);
-  if (sqlite3_changes(im.db.get()) == 0) {
-    return make_error(ErrorCode::NotFound, "store: " + what + " failed: no such task");
+  return im.write_progress(task, "save progress of task " + task.id);
+}
+
+std::vector<Status> SqliteStore::write(std::span<const Write> writes) {
+  if (writes.size() == 1) return Store::write(writes);  // its own transaction is the batch
+  std::vector<Status> results(writes.size());
+  if (writes.empty()) return results;
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  const std::string what = "write " + std::to_string(writes.size()) + " task changes";
+  Status committed = im.transaction(what, [&]() -> Status {
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      const TaskRecord& t = *writes[i].task;
+      if (writes[i].from) {
+        const std::string one = "update task " + t.id;
+        results[i] = im.savepoint_scope(one, [&] { return im.write_update(t, *writes[i].from, one); });
+      } else {
+        results[i] = im.write_progress(t, "save progress of task " + t.id);  // one statement: atomic alone
+      }
+      // Some errors (full disk, I/O) roll the whole transaction back: the
+      // rest must not go on outside it.
+      if (!results[i] && sqlite3_get_autocommit(im.db.get())) return results[i];
+    }
+    return {};
+  });
+  // Nothing of the batch stands when its commit failed.
+  if (!committed) {
+    for (Status& r : results) {
+      if (r) r = committed.error();
+    }
   }
-  return {};
+  return results;
 }
 
 Result<std::vector<TaskRecord>> SqliteStore::load_all() {

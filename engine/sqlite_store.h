@@ -32,6 +32,8 @@ class SqliteStore final : public Store {
   Status insert(const TaskRecord& task) override;
   Status update(const TaskRecord& task, TaskStatus from) override;
   Status update_progress(const TaskRecord& task) override;
+  // All in one transaction, each write under a savepoint of its own.
+  std::vector<Status> write(std::span<const Write> writes) override;
   Result<std::vector<TaskRecord>> load_all() override;
   Result<std::optional<TaskId>> find_by_idempotency_key(const std::string& key) override;
   Status remove(const std::vector<TaskId>& ids) override;

@@ -9,6 +9,13 @@ bool is_postgres_url(const std::string& spec) {
   return spec.rfind("postgresql://", 0) == 0 || spec.rfind("postgres://", 0) == 0;
 }
 
+std::vector<Status> Store::write(std::span<const Write> writes) {
+  std::vector<Status> results;
+  results.reserve(writes.size());
+  for (const Write& w : writes) results.push_back(w.from ? update(*w.task, *w.from) : update_progress(*w.task));
+  return results;
+}
+
 Result<std::unique_ptr<Store>> open_store(const std::string& spec) {
   if (is_postgres_url(spec)) {
     auto pg = PostgresStore::open(spec);

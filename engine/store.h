@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,16 @@ class Store {
   virtual Status update(const TaskRecord& task, TaskStatus from) = 0;
   // Writes only progress, the pid and live counters: no transition row. Cheap.
   virtual Status update_progress(const TaskRecord& task) = 0;
+  // One of a batch of writes: update(*task, *from) when `from` is set,
+  // update_progress(*task) otherwise.
+  struct Write {
+    const TaskRecord* task = nullptr;
+    std::optional<TaskStatus> from;
+  };
+  // The writes in order, each as atomic as its own call and failing alone;
+  // one Status per write. By default one call each; SQLite commits them all
+  // at once, so a burst of starts and ends costs one commit, not one each.
+  virtual std::vector<Status> write(std::span<const Write> writes);
   // Every task in submission order.
   virtual Result<std::vector<TaskRecord>> load_all() = 0;
   // The task with this idempotency key, if any.

@@ -253,19 +253,26 @@ int apply_task_limits(pid_t pid, const TaskLimits& limits, const std::string& cg
   return 0;
 }
 
-bool is_keeper_of(std::string_view cmdline, std::string_view task_id) {
+std::optional<std::string> keeper_task_of(std::string_view cmdline) {
   const std::size_t first_end = cmdline.find('\0');
   const std::string_view argv0 = cmdline.substr(0, first_end);
   if (argv0.size() < kKeeperName.size() || argv0.substr(argv0.size() - kKeeperName.size()) != kKeeperName) {
-    return false;
+    return std::nullopt;
   }
-  std::string needle("\0--task\0", 8);
-  needle.append(task_id);
-  needle.push_back('\0');
-  const std::string_view options = cmdline.substr(0, cmdline.find(std::string_view("\0--\0", 4)));
-  std::string padded(options);
-  padded.push_back('\0');
-  return padded.find(needle) != std::string::npos;
+  // The keeper's own options end at "--"; the command's arguments do not count.
+  std::string_view options = cmdline.substr(0, cmdline.find(std::string_view("\0--\0", 4)));
+  constexpr std::string_view kFlag("\0--task\0", 8);
+  const std::size_t at = options.find(kFlag);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view id = options.substr(at + kFlag.size());
+  id = id.substr(0, id.find('\0'));
+  if (id.empty()) return std::nullopt;
+  return std::string(id);
+}
+
+bool is_keeper_of(std::string_view cmdline, std::string_view task_id) {
+  const auto task = keeper_task_of(cmdline);
+  return task && *task == task_id;
 }
 
 }  // namespace orch::engine

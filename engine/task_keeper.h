@@ -64,8 +64,11 @@ struct KeeperArgs {
 std::vector<std::string> keeper_command_line(const std::string& keeper_exe, const KeeperArgs& args);
 // Parses what keeper_command_line() built; nullopt with `error` set otherwise.
 std::optional<KeeperArgs> parse_keeper_command_line(int argc, const char* const* argv, std::string& error);
-// True when a process's /proc cmdline (NUL-separated) is a keeper of `task_id`:
-// how a new server tells a surviving keeper from a stranger that reused its pid.
+// The task a process's /proc cmdline (NUL-separated) keeps, when it is a
+// keeper's; nullopt for any other process.
+std::optional<std::string> keeper_task_of(std::string_view cmdline);
+// True when a process's /proc cmdline is a keeper of `task_id`: how a new
+// server tells a surviving keeper from a stranger that reused its pid.
 bool is_keeper_of(std::string_view cmdline, std::string_view task_id);
 
 struct KeeperStatus {

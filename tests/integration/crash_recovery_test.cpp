@@ -173,10 +173,10 @@ TEST_F(CrashRecovery, ATaskThatEndedWhileNoServerRanKeepsItsExitCode) {
   EXPECT_EQ(r["stdout"].value("text", ""), "done\n");
 }
 
-// The server records a start before it spawns the keeper, and the pid only
-// after. A crash between the two leaves `running` with no pid: the lost-task
-// checker (tests/reliability/lost_task_check.py) saw such tasks end `lost`
-// without ever having run.
+// The server records a start before it spawns the keeper, and the pid with
+// its next batch of writes. A crash before the spawn leaves `running` with
+// no pid: the lost-task checker (tests/reliability/lost_task_check.py) saw
+// such tasks end `lost` without ever having run.
 TEST_F(CrashRecovery, AStartRecordedButNeverSpawnedRunsOnceAfterTheCrash) {
   const std::string ran = marker("ran");
   std::string id;
@@ -197,8 +197,9 @@ TEST_F(CrashRecovery, AStartRecordedButNeverSpawnedRunsOnceAfterTheCrash) {
   EXPECT_TRUE(second.wait_stderr_contains("1 had not started and were queued again"));
 }
 
-// The same crash a moment later: the keeper runs, but its pid never reached
-// the store. It is found by its command line and followed, not run twice.
+// The same crash a moment later: the keeper runs, but its pid has not
+// reached the store yet. It is found by its command line and followed, not
+// run twice, and its pid is known again.
 TEST_F(CrashRecovery, AKeeperWhosePidWasNeverRecordedIsFoundAndAdopted) {
   const std::string go = marker("go");
   const std::string ran = marker("ran");
@@ -215,6 +216,7 @@ TEST_F(CrashRecovery, AKeeperWhosePidWasNeverRecordedIsFoundAndAdopted) {
   ServerProcess& second = server_on_state();
   EXPECT_TRUE(second.wait_stderr_contains("1 still run and were adopted"));
   EXPECT_EQ(second.task(id).value("status", ""), "running");
+  EXPECT_EQ(second.task(id).value("pid", 0), pid);
   write_file(go, "");
   json r = second.wait_result(id);
   EXPECT_EQ(r.value("status", ""), "completed") << r.dump();

@@ -169,6 +169,41 @@ TEST_F(SqliteStoreTest, RefusesAFileWithADamagedPageAndLeavesItUntouched) {
   expect_refused_untouched(file, bytes);
 }
 
+// The log grows by the pages a commit changed: ten writes of neighbouring
+// rows in one batch add about one page where ten commits add ten.
+TEST_F(SqliteStoreTest, ABatchOfWritesIsOneCommit) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  std::vector<TaskRecord> tasks;
+  for (int i = 1; i <= 20; ++i) {
+    tasks.push_back(make_task(i));
+    ASSERT_TRUE(s->insert(tasks.back()).ok());
+  }
+  const fs::path wal = file.string() + "-wal";
+  auto grown = [&](auto&& write) {
+    const auto before = fs::file_size(wal);
+    write();
+    return fs::file_size(wal) - before;
+  };
+  const auto one_by_one = grown([&] {
+    for (int i = 0; i < 10; ++i) {
+      tasks[i].pid = 100 + i;
+      ASSERT_TRUE(s->update_progress(tasks[i]).ok());
+    }
+  });
+  const auto batched = grown([&] {
+    std::vector<Store::Write> writes;
+    for (int i = 10; i < 20; ++i) {
+      tasks[i].pid = 100 + i;
+      writes.push_back({&tasks[i], std::nullopt});
+    }
+    for (const Status& st : s->write(writes)) EXPECT_TRUE(st.ok());
+  });
+  EXPECT_GE(one_by_one, 10u * 4096u);
+  EXPECT_LT(batched * 4, one_by_one) << "one commit for the batch";
+  for (const TaskRecord& t : load(*s)) EXPECT_EQ(t.pid, 100 + t.seq - 1);
+}
+
 // A file of schema 2 (this one plus the status and claim indexes) keeps its
 // tasks and loses the indexes that only cost writes here.
 TEST_F(SqliteStoreTest, MigratesAVersionTwoFileAndKeepsItsTasks) {

@@ -214,6 +214,46 @@ TEST_P(StoreContract, UpdateProgressWritesProgressAndCountersButNoTransition) {
   EXPECT_EQ(s->transitions(t.id)->size(), 1u);
 }
 
+TEST_P(StoreContract, ABatchOfWritesLandsInOrderAndAFailingOneFailsAlone) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  TaskRecord started = make_task(1);
+  TaskRecord ended = make_task(2);
+  ASSERT_TRUE(s->insert(started).ok());
+  ASSERT_TRUE(s->insert(ended).ok());
+  started.status = TaskStatus::Running;
+  started.started_at_ms = kT0 + 10;
+  TaskRecord with_pid = started;
+  with_pid.pid = 4242;
+  TaskRecord unknown = make_task(3);
+  unknown.status = TaskStatus::Running;
+  ended.status = TaskStatus::Completed;
+  ended.reason = EndReason::ExitCode;
+  ended.exit_code = 0;
+  ended.finished_at_ms = kT0 + 20;
+  const Store::Write writes[] = {{&started, TaskStatus::Queued},
+                                 {&unknown, TaskStatus::Queued},
+                                 {&ended, TaskStatus::Queued},
+                                 {&with_pid, std::nullopt}};
+  const std::vector<Status> results = s->write(writes);
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results[0].ok());
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error().code, ErrorCode::NotFound);
+  EXPECT_TRUE(results[2].ok());
+  EXPECT_TRUE(results[3].ok());
+
+  auto all = load(*s);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].status, TaskStatus::Running);
+  EXPECT_EQ(all[0].pid, 4242) << "the later write of the same task wins";
+  EXPECT_EQ(all[1].status, TaskStatus::Completed);
+  EXPECT_EQ(s->transitions(started.id)->size(), 2u);
+  EXPECT_EQ(s->transitions(ended.id)->size(), 2u);
+  EXPECT_TRUE(s->transitions(unknown.id)->empty());
+  EXPECT_TRUE(s->write({}).empty());
+}
+
 TEST_P(StoreContract, LoadAllReturnsTasksInSeqOrder) {
   auto s = open();
   ASSERT_TRUE(s);

@@ -150,6 +150,10 @@ TEST(KeeperIdentity, RecognisesOnlyTheKeeperOfThatTask) {
   EXPECT_FALSE(is_keeper_of(keeper, "tother")) << "the command's own arguments do not count";
   EXPECT_FALSE(is_keeper_of(cmdline_of({"/bin/sleep", "--task", "tabc"}), "tabc")) << "a stranger with the pid";
   EXPECT_FALSE(is_keeper_of("", "tabc")) << "a zombie has an empty cmdline";
+  EXPECT_EQ(keeper_task_of(keeper), "tabc");
+  EXPECT_EQ(keeper_task_of(cmdline_of({"/bin/sleep", "--task", "tabc"})), std::nullopt);
+  EXPECT_EQ(keeper_task_of(cmdline_of({"/x/mcp-orchestrator-keeper", "--", "sh", "--task", "tabc"})), std::nullopt)
+      << "only the keeper's own options name its task";
 }
 
 }  // namespace
