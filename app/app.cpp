@@ -20,6 +20,7 @@
 #include "app/http_service.h"
 #include "app/node_link.h"
 #include "app/restart.h"
+#include "common/thread_name.h"
 #include "engine/engine.h"
 #include "engine/store.h"
 #include "engine/health.h"
@@ -414,6 +415,7 @@ int App::run() {
   // A signal that arrives once a restart is under way is raised again and left
   // pending (it stays blocked): it survives the exec, and the new image acts on it.
   std::jthread signals([&] {
+    name_this_thread("orch-signals");
     while (true) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;

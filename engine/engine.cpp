@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/thread_name.h"
 #include "common/unique_fd.h"
 #include "engine/change_log.h"
 #include "engine/cluster_rules.h"
@@ -920,8 +921,16 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   im.workers = std::make_unique<WorkerPool>(wopts);
   im.adopt_handed_over(adopted);
   im.pools = std::make_unique<PoolSet>(im.opts.profiles, merged_environment(im.server_env, {}), im.spool, im.opts.kill_grace);
-  if (im.queue) im.cluster_thread = std::jthread([&im](std::stop_token st) { im.cluster_loop(st); });
-  im.dispatcher = std::jthread([&im](std::stop_token st) { im.dispatch_loop(st); });
+  if (im.queue) {
+    im.cluster_thread = std::jthread([&im](std::stop_token st) {
+      name_this_thread("orch-cluster");
+      im.cluster_loop(st);
+    });
+  }
+  im.dispatcher = std::jthread([&im](std::stop_token st) {
+    name_this_thread("orch-dispatch");
+    im.dispatch_loop(st);
+  });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

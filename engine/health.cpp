@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/thread_name.h"
+
 namespace orch::engine {
 
 namespace {
@@ -100,7 +102,10 @@ HealthMonitor::~HealthMonitor() { stop(); }
 void HealthMonitor::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable()) return;
-  thread_ = std::jthread([this](std::stop_token st) { run(st); });
+  thread_ = std::jthread([this](std::stop_token st) {
+    name_this_thread("orch-health");
+    run(st);
+  });
 }
 
 void HealthMonitor::stop() {

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/thread_name.h"
 #include "engine/platform.h"
 #include "engine/process_spawn.h"
 #include "engine/worker_line.h"
@@ -98,7 +99,10 @@ struct ProcessPool::Impl {
     w->job = std::move(job);
     Worker* raw = w.get();
     workers.push_back(std::move(w));
-    raw->thread = std::thread([this, raw] { serve(*raw); });
+    raw->thread = std::thread([this, raw] {
+      name_this_thread("orch-pool");
+      serve(*raw);
+    });
   }
 
   // Threads that ended are joined outside the lock.

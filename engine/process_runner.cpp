@@ -25,6 +25,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/thread_name.h"
 #include "engine/keeper_host.h"
 #include "engine/platform.h"
 #include "engine/process_spawn.h"
@@ -263,7 +264,10 @@ ProcessRunner::Impl::Impl(Spool& spool_in, Options options_in)
       if (parsed.ec == std::errc()) next_log_number = std::max(next_log_number, number + 1);
     }
   }
-  reactor = std::jthread([this](std::stop_token stop) { run(stop); });
+  reactor = std::jthread([this](std::stop_token stop) {
+    name_this_thread("orch-reactor");
+    run(stop);
+  });
 }
 
 void ProcessRunner::Impl::run(std::stop_token stop) {

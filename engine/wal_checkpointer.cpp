@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "common/thread_name.h"
+
 namespace orch::engine {
 
 Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::attach(sqlite3* writer,
@@ -26,7 +28,10 @@ Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::attach(sqlite3* writer
     return make_error(ErrorCode::Io, "store: cannot read " + file.string() + " to checkpoint it: " +
                                          sqlite3_errmsg(c->own_));
   }
-  c->thread = std::thread([raw = c.get()] { raw->run(); });
+  c->thread = std::thread([raw = c.get()] {
+    name_this_thread("orch-checkpoint");
+    raw->run();
+  });
   c->writer_ = writer;
   sqlite3_wal_hook(writer, &WalCheckpointer::on_commit, c.get());
   return c;

@@ -4,6 +4,8 @@
 
 #include <exception>
 
+#include "common/thread_name.h"
+
 namespace orch::engine {
 
 WorkerPool::WorkerPool(Options options) : options_(options) {}
@@ -44,6 +46,7 @@ void WorkerPool::reap_finished_locked() {
 }
 
 void WorkerPool::run(std::stop_token stop, std::size_t slot) {
+  name_this_thread("orch-worker");
   std::unique_lock lock(mu_);
   while (true) {
     ++idle_;

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "tools/change_feed.h"
 
 namespace orch::tools {
@@ -53,7 +54,10 @@ std::string status_message(const engine::TaskView& view, bool cancelled) {
 
 NativeTasks::NativeTasks(engine::Engine& engine, ToolRegistry& tools, NativeTaskOptions options)
     : engine_(engine), tools_(tools), options_(options) {
-  watcher_ = std::jthread([this](std::stop_token stop) { watch(std::move(stop)); });
+  watcher_ = std::jthread([this](std::stop_token stop) {
+    name_this_thread("orch-watch-task");
+    watch(std::move(stop));
+  });
 }
 
 NativeTasks::~NativeTasks() {

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "common/thread_name.h"
 #include "tools/change_feed.h"
 #include "tools/tool.h"
 
@@ -43,7 +44,10 @@ std::vector<LifecycleEvent> lifecycle_events(std::optional<TaskStatus> before, c
 
 TaskLifecycleLog::TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink)
     : engine_(engine), sink_(std::move(sink)) {
-  watcher_ = std::jthread([this](std::stop_token stop) { watch(std::move(stop)); });
+  watcher_ = std::jthread([this](std::stop_token stop) {
+    name_this_thread("orch-watch-log");
+    watch(std::move(stop));
+  });
 }
 
 TaskLifecycleLog::~TaskLifecycleLog() {

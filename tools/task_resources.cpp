@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "tools/change_feed.h"
 #include "tools/task_json.h"
 #include "tools/tool.h"
@@ -85,7 +86,10 @@ Result<TaskResourceUri> parse_task_uri(const std::string& uri) {
 }
 
 TaskResources::TaskResources(engine::Engine& engine) : engine_(engine) {
-  watcher_ = std::jthread([this](std::stop_token stop) { watch(std::move(stop)); });
+  watcher_ = std::jthread([this](std::stop_token stop) {
+    name_this_thread("orch-watch-res");
+    watch(std::move(stop));
+  });
 }
 
 TaskResources::~TaskResources() {

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <unordered_set>
 
+#include "common/thread_name.h"
+
 namespace orch::transport {
 
 namespace {
@@ -28,7 +30,10 @@ void HttpThreadPool::enqueue(std::function<void()> job) {
   jobs_.push_back(std::move(job));
   if (jobs_.size() > idle_ && threads_.size() - exited_ < max_threads_) {
     reap_locked();
-    threads_.emplace_back([this] { work(); });
+    threads_.emplace_back([this] {
+      name_this_thread("orch-http");
+      work();
+    });
   }
   lock.unlock();
   ready_.notify_one();

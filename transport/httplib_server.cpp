@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "common/random.h"
+#include "common/thread_name.h"
 #include "common/unique_fd.h"
 #include "transport/head_timed_stream.h"
 #include "transport/http_text.h"
@@ -498,6 +499,7 @@ void HttplibServer::start() {
   int fd = im.listener.get();
   spdlog::info("http: listening on {}", base_url());
   im.listen_thread = std::thread([&im, fd] {
+    name_this_thread("orch-http-accept");
     // After stop_accepting() the loop ends on the dummy's EINVAL, as designed.
     if (!im.server.serve(fd) && !im.releasing.load()) spdlog::error("http: the listener stopped with an error");
   });
