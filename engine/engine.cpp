@@ -146,6 +146,7 @@ struct Engine::Impl {
   // Started tasks whose pid the store does not have yet: it goes with the
   // next batch of writes (persist_locked), a dispatcher tick at the latest.
   std::vector<TaskId> unsaved_pids;  // guarded by mu
+  std::vector<TaskRecord> starting_soon;  // guarded by mu: a dispatcher pass's starts, for launch_soon
   ChangeLog change_log;                 // guarded by mu: feeds changes_since()
   DurationHistogram durations;          // guarded by mu
   std::int64_t started_at_ms = 0;
@@ -285,6 +286,13 @@ struct Engine::Impl {
         persist_locked(changes);
         for (const TaskId& id : to_start) start_attempt_locked(id);
         if (!changes.empty()) changed.notify_all();
+        if (!starting_soon.empty()) {
+          std::vector<TaskRecord> batch;
+          batch.swap(starting_soon);
+          lock.unlock();
+          launch_soon(std::move(batch));
+          lock.lock();
+        }
       }
       if (!unsaved_pids.empty()) persist_locked({});
       // By age every interval; by count also as soon as the overflow is worth
@@ -499,8 +507,10 @@ struct Engine::Impl {
     return ids;
   }
 
-  // Spawning costs about a millisecond, so it runs on a worker thread and the
-  // dispatcher goes on starting others.
+  // A start waits for the keeper's report that the command runs. Most are
+  // handed to the keeper host by the dispatcher, and the runner's reactor
+  // reads the report (launch_soon); the rest, and any the host cannot take,
+  // run on a worker thread (launch) while the dispatcher goes on.
   void start_attempt_locked(const TaskId& id) {
     const TaskRecord* t = scheduler.find(id);
     if (!t) return;
@@ -510,6 +520,17 @@ struct Engine::Impl {
       return;
     }
     ++launching;
+    // Writing stdin and preparing a memory cgroup are file work: a worker's.
+    const bool file_work = task.spec.stdin_data || (task.spec.limits.memory_mb > 0 && memory_limiter);
+    if (!file_work) {
+      starting_soon.push_back(std::move(task));
+      return;
+    }
+    post_launch_locked(std::move(task));
+  }
+
+  void post_launch_locked(TaskRecord task) {
+    const TaskId id = task.id;
     bool posted = workers->post([this, task = std::move(task)](std::stop_token) { launch(task); });
     if (!posted) {
       --launching;
@@ -518,6 +539,19 @@ struct Engine::Impl {
       failed.error = "the server's worker pool is full or stopping";
       persist_locked(scheduler.finish_attempt(id, failed, now_ms()));
       notify_locked();
+    }
+  }
+
+  // The dispatcher's starts of this pass, without the lock (start_soon may
+  // complete one at once, and finish_launch takes it).
+  void launch_soon(std::vector<TaskRecord> tasks) {
+    for (TaskRecord& task : tasks) {
+      const TaskId id = task.id;
+      const int attempt = task.attempt;
+      auto started = [this, id, attempt](const Result<pid_t>& pid) { finish_launch(id, attempt, pid); };
+      if (runner->start_soon(launch_spec(task), callbacks_for(id), std::move(started))) continue;
+      std::lock_guard lock(mu);
+      post_launch_locked(std::move(task));
     }
   }
 
@@ -583,7 +617,7 @@ struct Engine::Impl {
     }
   }
 
-  void launch(const TaskRecord& task) {
+  LaunchSpec launch_spec(const TaskRecord& task) const {
     LaunchSpec spec;
     spec.task_id = task.id;
     spec.attempt = task.attempt;
@@ -592,6 +626,12 @@ struct Engine::Impl {
     spec.cwd = task.spec.cwd;
     spec.env = merged_environment(server_env, task.spec.env);
     spec.limits = task.spec.limits;
+    return spec;
+  }
+
+  // A start on a worker thread: it waits for the keeper's report.
+  void launch(const TaskRecord& task) {
+    LaunchSpec spec = launch_spec(task);
     if (task.spec.limits.memory_mb > 0 && memory_limiter) {
       spec.memory_cgroup = memory_limiter->prepare(task.id, task.spec.limits.memory_mb);
     }
@@ -605,6 +645,11 @@ struct Engine::Impl {
       }
     }
     if (!task.spec.stdin_data || spec.stdin_path) started = runner->start(spec, callbacks_for(task.id));
+    finish_launch(task.id, task.attempt, started);
+  }
+
+  // How a start ended, on whichever thread learnt it.
+  void finish_launch(const TaskId& id, int attempt, const Result<pid_t>& started) {
     std::lock_guard lock(mu);
     --launching;
     changed.notify_all();  // hand_over() waits for launches to end
@@ -613,21 +658,21 @@ struct Engine::Impl {
       AttemptOutcome failed;
       failed.spawn_failed = true;
       failed.error = started.error().message;
-      persist_locked(scheduler.finish_attempt(task.id, failed, now_ms()));
+      persist_locked(scheduler.finish_attempt(id, failed, now_ms()));
       notify_locked();
       return;
     }
-    TaskRecord* live = scheduler.mutable_task(task.id);
+    TaskRecord* live = scheduler.mutable_task(id);
     // The process may already have ended and been recorded; then pid is moot.
-    if (!live || live->status != TaskStatus::Running || live->attempt != task.attempt) return;
+    if (!live || live->status != TaskStatus::Running || live->attempt != attempt) return;
     live->pid = *started;
     // The next server finds the task's keeper by this pid after a crash (by
     // its command line while the pid is not written yet). A commit of its
     // own would be a quarter of a short task's store writes: it goes with
     // the next batch.
-    unsaved_pids.push_back(task.id);
-    change_log.changed(task.id);
-    if (scheduler.should_stop(task.id)) runner->terminate(*started, stop_grace_locked());
+    unsaved_pids.push_back(id);
+    change_log.changed(id);
+    if (scheduler.should_stop(id)) runner->terminate(*started, stop_grace_locked());
     changed.notify_all();
   }
 

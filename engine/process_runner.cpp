@@ -58,7 +58,7 @@ constexpr std::uint64_t kEarlierGeneration = 0;
 
 // Poller keys: a child's serial number and which of its descriptors is ready.
 // Serials are never reused, so a stale event cannot reach a newer child.
-enum class Source : std::uint64_t { Stdout = 0, Stderr = 1, Exit = 2 };
+enum class Source : std::uint64_t { Stdout = 0, Stderr = 1, Exit = 2, Report = 3 };
 constexpr int kSourceBits = 2;
 
 constexpr std::uint64_t make_key(std::uint64_t serial, Source source) {
@@ -147,6 +147,20 @@ KeeperReport read_keeper_report(int report_read) {
   return out;
 }
 
+// A start handed to the keeper host whose report the reactor awaits
+// (ProcessRunner::start_soon). Our copies of the task's descriptors stay
+// open until then: if the host went away with the request, the keeper is
+// spawned from them instead.
+struct PendingStart {
+  LaunchSpec spec;
+  SpawnPlan plan;
+  std::array<UniqueFd, 2> write_ends;
+  std::unique_ptr<Child> child;
+  UniqueFd report;  // read end, non-blocking
+  KeeperReport got;
+  std::function<void(Result<pid_t>)> started;
+};
+
 }  // namespace
 
 struct ProcessRunner::Impl {
@@ -167,6 +181,16 @@ struct ProcessRunner::Impl {
   std::optional<Result<pid_t>> fork_kept(const LaunchSpec& spec, const std::vector<std::string>& keeper_argv,
                                          SpawnPlan& plan, std::array<UniqueFd, 2>& write_ends, const Child& child);
   Result<pid_t> finish_start(const KeeperReport& report, const LaunchSpec& spec, const std::string& command_exe);
+  Result<std::array<UniqueFd, 2>> open_streams(const LaunchSpec& spec, Child& child);
+  std::vector<std::string> keeper_argv(const LaunchSpec& spec, const std::string& exe) const;
+  std::optional<UniqueFd> send_to_host(const LaunchSpec& spec, const std::vector<std::string>& argv,
+                                       const SpawnPlan& plan, const std::array<UniqueFd, 2>& write_ends,
+                                       const Child& child);
+  Result<pid_t> watch_started(std::unique_ptr<Child> child, Result<pid_t> pid, const LaunchSpec& spec);
+  void on_report(std::uint64_t serial);
+  void complete_start(std::unique_ptr<PendingStart> p);
+  void abandon_pending();
+  void mark_host_gone();
   void stop_keeper_host();
   void on_foreign_exit(Child& c);
   std::uint64_t enter_log_generation_locked();
@@ -195,6 +219,7 @@ struct ProcessRunner::Impl {
   std::unordered_map<std::uint64_t, std::unique_ptr<Child>> children;  // by serial; guarded by mu
   std::unordered_map<pid_t, Child*> by_pid;                           // guarded by mu
   std::vector<GroupSweep> sweeps;                                      // guarded by mu
+  std::unordered_map<std::uint64_t, std::unique_ptr<PendingStart>> pending;  // by serial; guarded by mu
   std::uint64_t next_serial = 1;                                       // guarded by mu
   bool stopping = false;  // guarded by mu; set when destruction begins
 
@@ -307,6 +332,11 @@ int ProcessRunner::Impl::next_timeout_ms() {
 }
 
 void ProcessRunner::Impl::handle(std::uint64_t key) {
+  const auto source = static_cast<Source>(key & ((1u << kSourceBits) - 1));
+  if (source == Source::Report) {
+    on_report(key >> kSourceBits);
+    return;
+  }
   Child* c = nullptr;
   {
     std::lock_guard lock(mu);
@@ -315,10 +345,11 @@ void ProcessRunner::Impl::handle(std::uint64_t key) {
     c = it->second.get();
   }
   // Only this thread removes children, so `c` stays valid without the lock.
-  switch (static_cast<Source>(key & ((1u << kSourceBits) - 1))) {
+  switch (source) {
     case Source::Stdout: on_output(*c, 0); break;
     case Source::Stderr: on_output(*c, 1); break;
     case Source::Exit: on_leader_exit(*c); break;
+    case Source::Report: break;
   }
 }
 
@@ -655,6 +686,7 @@ ProcessRunner::~ProcessRunner() {
   m.reactor.request_stop();
   m.poller->wake();
   if (m.reactor.joinable()) m.reactor.join();  // hand_over() may have joined it
+  m.abandon_pending();
   {
     std::lock_guard lock(m.mu);
     m.kill_all_locked();
@@ -663,6 +695,42 @@ ProcessRunner::~ProcessRunner() {
   // this thread alone touches the children now.
   m.reap_at_shutdown();
   m.stop_keeper_host();
+}
+
+Result<std::array<UniqueFd, 2>> ProcessRunner::Impl::open_streams(const LaunchSpec& spec, Child& child) {
+  std::array<UniqueFd, 2> write_ends;
+  for (std::size_t i = 0; i < 2; ++i) {
+    auto pipe = make_output_pipe();
+    if (!pipe) return pipe.error();
+    child.streams[i].fd = std::move(pipe->read_end);
+    write_ends[i] = std::move(pipe->write_end);
+    auto writer = spool.open_writer(spec.task_id, i == 0 ? StreamKind::Stdout : StreamKind::Stderr);
+    if (!writer) return writer.error();
+    child.streams[i].writer = std::move(*writer);
+  }
+  return write_ends;
+}
+
+// What follows every spawn: the reactor watches the process from here on.
+Result<pid_t> ProcessRunner::Impl::watch_started(std::unique_ptr<Child> child, Result<pid_t> pid,
+                                                 const LaunchSpec& spec) {
+  if (!pid) {
+    if (child->log_generation) leave_log_generation(*child->log_generation);
+    return pid.error();
+  }
+  if (options.keeper_path.empty() && (spec.limits.any() || !spec.memory_cgroup.empty())) {
+    // Without a keeper the limits can only follow the spawn: the child may
+    // run for a moment without them (docs/PROFILES.md).
+    apply_limits_after_spawn(*pid, spec);
+  }
+  child->pid = *pid;
+  child->task_id = spec.task_id;
+  if (auto watch = platform::open_exit_watch(*pid)) {
+    child->exit_watch = std::move(*watch);
+  } else {
+    child->polled = true;  // old kernel or no descriptors left: fall back to polling waitid
+  }
+  return register_child(std::move(child));
 }
 
 Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks callbacks) {
@@ -677,16 +745,9 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
   if (!plan) return plan.error();
 
   auto child = std::make_unique<Child>();
-  std::array<UniqueFd, 2> write_ends;
-  for (std::size_t i = 0; i < 2; ++i) {
-    auto pipe = make_output_pipe();
-    if (!pipe) return pipe.error();
-    child->streams[i].fd = std::move(pipe->read_end);
-    write_ends[i] = std::move(pipe->write_end);
-    auto writer = m.spool.open_writer(spec.task_id, i == 0 ? StreamKind::Stdout : StreamKind::Stderr);
-    if (!writer) return writer.error();
-    child->streams[i].writer = std::move(*writer);
-  }
+  child->callbacks = std::move(callbacks);
+  auto write_ends = m.open_streams(spec, *child);
+  if (!write_ends) return write_ends.error();
 
   child->started = SteadyClock::now();
   if (!m.options.keeper_path.empty()) {
@@ -695,33 +756,60 @@ Result<pid_t> ProcessRunner::start(const LaunchSpec& spec, ProcessCallbacks call
   }
   // Takes the write ends and stdin: the parent keeps none of them.
   auto pid = m.options.keeper_path.empty()
-                 ? spawn_process(spec, std::move(*plan), std::move(write_ends[0]), std::move(write_ends[1]))
-                 : m.spawn_kept(spec, std::move(*plan), std::move(write_ends), *child);
-  if (!pid) {
-    if (child->log_generation) m.leave_log_generation(*child->log_generation);
-    return pid.error();
-  }
-  if (m.options.keeper_path.empty() && (spec.limits.any() || !spec.memory_cgroup.empty())) {
-    // Without a keeper the limits can only follow the spawn: the child may
-    // run for a moment without them (docs/PROFILES.md).
-    apply_limits_after_spawn(*pid, spec);
-  }
+                 ? spawn_process(spec, std::move(*plan), std::move((*write_ends)[0]), std::move((*write_ends)[1]))
+                 : m.spawn_kept(spec, std::move(*plan), std::move(*write_ends), *child);
+  return m.watch_started(std::move(child), std::move(pid), spec);
+}
 
-  child->pid = *pid;
-  child->task_id = spec.task_id;
-  child->callbacks = std::move(callbacks);
-  if (auto watch = platform::open_exit_watch(*pid)) {
-    child->exit_watch = std::move(*watch);
-  } else {
-    child->polled = true;  // old kernel or no descriptors left: fall back to polling waitid
+bool ProcessRunner::start_soon(const LaunchSpec& spec, ProcessCallbacks callbacks,
+                               std::function<void(Result<pid_t>)> started) {
+  Impl& m = *impl_;
+  if (!m.poller || m.options.keeper_path.empty() || !m.options.keeper_host) return false;
+  {
+    std::lock_guard lock(m.mu);
+    if (m.stopping) return false;
   }
-  return m.register_child(std::move(child));
+  auto plan = prepare_spawn(spec);
+  if (!plan) return false;  // start() says why
+  auto p = std::make_unique<PendingStart>();
+  p->child = std::make_unique<Child>();
+  p->child->callbacks = std::move(callbacks);
+  auto write_ends = m.open_streams(spec, *p->child);
+  if (!write_ends) return false;
+  const auto argv = m.keeper_argv(spec, plan->exe);
+  {
+    std::lock_guard lock(m.mu);
+    p->child->log_generation = m.enter_log_generation_locked();
+  }
+  auto report = m.send_to_host(spec, argv, *plan, *write_ends, *p->child);
+  if (!report) {  // the host has nothing of it
+    m.leave_log_generation(*p->child->log_generation);
+    return false;
+  }
+  if (::fcntl(report->get(), F_SETFL, O_NONBLOCK) != 0) {
+    spdlog::warn("process runner: cannot make a report pipe non-blocking: {}", std::strerror(errno));
+  }
+  p->spec = spec;
+  p->plan = std::move(*plan);
+  p->write_ends = std::move(*write_ends);
+  p->report = std::move(*report);
+  p->started = std::move(started);
+  p->child->started = SteadyClock::now();
+  Status watched;
+  {
+    std::lock_guard lock(m.mu);
+    const std::uint64_t serial = m.next_serial++;
+    watched = m.poller->add(p->report.get(), make_key(serial, Source::Report));
+    if (watched) m.pending.emplace(serial, std::move(p));
+  }
+  // The host has the request: with no watch on its report, wait for it here.
+  if (!watched) m.complete_start(std::move(p));
+  return true;
 }
 
 // The keeper leads the group and runs the command; it tells us on a pipe
 // whether the command started, so a spawn error keeps its own message.
-Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan plan,
-                                              std::array<UniqueFd, 2> write_ends, const Child& child) {
+std::vector<std::string> ProcessRunner::Impl::keeper_argv(const LaunchSpec& spec, const std::string& exe) const {
   KeeperArgs args;
   args.task_id = spec.task_id;
   args.attempt = spec.attempt;
@@ -730,12 +818,17 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   args.cap_bytes = spool.cap_bytes();
   args.orphans = options.orphans;
   args.grace_ms = static_cast<int>(options.orphan_grace.count());
-  args.exe = plan.exe;
+  args.exe = exe;
   args.argv = spec.argv;
   args.limits = spec.limits;
   args.cgroup = spec.memory_cgroup;
+  return keeper_command_line(options.keeper_path, args);
+}
+
+Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan plan,
+                                              std::array<UniqueFd, 2> write_ends, const Child& child) {
   LaunchSpec kept = spec;
-  kept.argv = keeper_command_line(options.keeper_path, args);
+  kept.argv = keeper_argv(spec, plan.exe);
   if (auto forked = fork_kept(spec, kept.argv, plan, write_ends, child)) return std::move(*forked);
 
   auto report = platform::make_pipe();
@@ -754,13 +847,14 @@ Result<pid_t> ProcessRunner::Impl::spawn_kept(const LaunchSpec& spec, SpawnPlan 
   return finish_start(outcome, spec, command_exe);
 }
 
-// The keeper forked by the keeper host; nullopt when the host cannot take
-// this start (then nothing was handed to it and the caller spawns the keeper).
-std::optional<Result<pid_t>> ProcessRunner::Impl::fork_kept(const LaunchSpec& spec,
-                                                            const std::vector<std::string>& keeper_argv,
-                                                            SpawnPlan& plan, std::array<UniqueFd, 2>& write_ends,
-                                                            const Child& child) {
-  if (!options.keeper_host || !KeeperHost::fits(keeper_argv)) return std::nullopt;
+// Hands the start to the keeper host; the read end of its report pipe, or
+// nullopt when the host cannot take it (then it has none of the descriptors).
+std::optional<UniqueFd> ProcessRunner::Impl::send_to_host(const LaunchSpec& spec,
+                                                          const std::vector<std::string>& argv,
+                                                          const SpawnPlan& plan,
+                                                          const std::array<UniqueFd, 2>& write_ends,
+                                                          const Child& child) {
+  if (!options.keeper_host || !KeeperHost::fits(argv)) return std::nullopt;
   std::call_once(host_tried, [this] {
     std::unique_lock lock(host_mu);
     auto started = KeeperHost::start(options.keeper_path, lifeline_read.get());
@@ -782,22 +876,117 @@ std::optional<Result<pid_t>> ProcessRunner::Impl::fork_kept(const LaunchSpec& sp
   std::error_code ec;
   std::string cwd = std::filesystem::absolute(spec.cwd.empty() ? "." : spec.cwd, ec).lexically_normal().string();
   if (ec) return std::nullopt;
-  keeper_host::Request request{keeper_argv, spec.env, std::move(cwd)};
+  keeper_host::Request request{argv, spec.env, std::move(cwd)};
   if (auto sent = host->send(request, fds); !sent) {
     spdlog::warn("process runner: {}; the keeper of task {} is spawned instead", sent.error().message,
                  spec.task_id);
     return std::nullopt;
   }
-  report->second.reset();  // the host's and the keeper's copies alone: their end must end the read
-  KeeperReport outcome = read_keeper_report(report->first.get());
+  // The host's and the keeper's copies alone: their end must end the read.
+  return std::move(report->first);
+}
+
+// The host went away with a request whose report never came: later sends
+// fail at once, so the caller spawns the keeper instead.
+void ProcessRunner::Impl::mark_host_gone() {
+  std::shared_lock lock(host_mu);
+  if (host) host->mark_gone();
+  spdlog::warn("process runner: the keeper host ended; task keepers are spawned from now on");
+}
+
+// The keeper forked by the keeper host; nullopt when the host cannot take
+// this start (then nothing was handed to it and the caller spawns the keeper).
+std::optional<Result<pid_t>> ProcessRunner::Impl::fork_kept(const LaunchSpec& spec,
+                                                            const std::vector<std::string>& keeper_argv,
+                                                            SpawnPlan& plan, std::array<UniqueFd, 2>& write_ends,
+                                                            const Child& child) {
+  auto report = send_to_host(spec, keeper_argv, plan, write_ends, child);
+  if (!report) return std::nullopt;
+  KeeperReport outcome = read_keeper_report(report->get());
   if (!outcome.pid && !outcome.err) {
-    // The host went away with the request: our copies are still open, so
-    // the keeper can be spawned instead.
-    host->mark_gone();
-    spdlog::warn("process runner: the keeper host ended; task keepers are spawned from now on");
+    // Our copies are still open, so the keeper can be spawned instead.
+    mark_host_gone();
     return std::nullopt;
   }
   return finish_start(outcome, spec, plan.exe);
+}
+
+// Reads what the host and the keeper reported so far; once the keeper said
+// whether the command started (or the pipe ended), the start completes.
+void ProcessRunner::Impl::on_report(std::uint64_t serial) {
+  PendingStart* p = nullptr;
+  {
+    std::lock_guard lock(mu);
+    auto it = pending.find(serial);
+    if (it == pending.end()) return;
+    p = it->second.get();
+  }
+  // Only this thread removes pending starts, so `p` stays valid without the lock.
+  while (!p->got.err) {
+    keeper_host::Report record;
+    const ssize_t n = ::read(p->report.get(), &record, sizeof record);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // the rest comes later
+    if (n != sizeof record) break;  // each record is one write: anything else is the end
+    if (record.pid > 0) p->got.pid = record.pid;
+    if (record.err != keeper_host::kForked) p->got.err = record.err;
+  }
+  poller->remove(p->report.get());
+  std::unique_ptr<PendingStart> owned;
+  {
+    std::lock_guard lock(mu);
+    auto it = pending.find(serial);
+    owned = std::move(it->second);
+    pending.erase(it);
+  }
+  complete_start(std::move(owned));
+}
+
+void ProcessRunner::Impl::complete_start(std::unique_ptr<PendingStart> p) {
+  if (p->report && !p->got.err) {
+    // Not watched: wait for the rest of the report here.
+    const int flags = ::fcntl(p->report.get(), F_GETFL);
+    if (flags >= 0) ::fcntl(p->report.get(), F_SETFL, flags & ~O_NONBLOCK);
+    KeeperReport rest = read_keeper_report(p->report.get());
+    if (rest.pid) p->got.pid = rest.pid;
+    if (rest.err) p->got.err = rest.err;
+  }
+  p->report.reset();
+  Result<pid_t> pid = make_error(ErrorCode::Internal, "not started");
+  if (!p->got.pid && !p->got.err) {
+    mark_host_gone();
+    pid = spawn_kept(p->spec, std::move(p->plan), std::move(p->write_ends), *p->child);
+  } else {
+    pid = finish_start(p->got, p->spec, p->plan.exe);
+  }
+  // Our copies of the task's descriptors go: its pipes end with it.
+  p->plan = SpawnPlan{};
+  p->write_ends = {};
+  Result<pid_t> watched = watch_started(std::move(p->child), std::move(pid), p->spec);
+  invoke_callback("started", p->started, watched);
+}
+
+// Starts whose report never came in while the reactor ran (destruction,
+// hand-over): their keepers are stopped, and `started` is not called.
+void ProcessRunner::Impl::abandon_pending() {
+  std::unordered_map<std::uint64_t, std::unique_ptr<PendingStart>> left;
+  {
+    std::lock_guard lock(mu);
+    left.swap(pending);
+  }
+  for (auto& [serial, p] : left) {
+    poller->remove(p->report.get());
+    const int flags = ::fcntl(p->report.get(), F_GETFL);
+    if (flags >= 0) ::fcntl(p->report.get(), F_SETFL, flags & ~O_NONBLOCK);
+    KeeperReport rest = read_keeper_report(p->report.get());
+    const auto pid = p->got.pid ? p->got.pid : rest.pid;
+    if (pid) {
+      ::kill(-*pid, SIGKILL);
+      while (::waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (p->child->log_generation) leave_log_generation(*p->child->log_generation);
+  }
 }
 
 // The keeper's pid when it started the command; otherwise it is reaped and
@@ -922,6 +1111,9 @@ std::vector<RunningProcess> ProcessRunner::hand_over() {
   m.reactor.request_stop();
   m.poller->wake();
   if (m.reactor.joinable()) m.reactor.join();
+  // Not handed over: a start still waiting for its keeper never began, as
+  // far as the store can tell (the engine lets its starts finish first).
+  m.abandon_pending();
   // The reactor is gone: only this thread removes children from here on.
   // Leaders already reaped whose pipes are held open by leftover members: the
   // exit status is known, so report it now rather than hand over half a child.

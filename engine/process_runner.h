@@ -160,6 +160,15 @@ class ProcessRunner {
   // and no callback is ever called; the error says what failed and how to fix
   // it. (The spool files may have been truncated already.)
   Result<pid_t> start(const LaunchSpec& spec, ProcessCallbacks callbacks);
+  // start() without waiting for the process: the keeper host is handed the
+  // request, and `started` runs later on the reactor thread with what start()
+  // would have returned, before any callback of the process (rarely, when
+  // the report cannot be watched, before start_soon returns: so the caller
+  // must not hold a lock `started` takes). False when this start cannot go
+  // that way (no keeper host, a command line it cannot take, a spec start()
+  // would refuse): then nothing was started and the caller uses start().
+  // Saves the thread that would wait for the keeper's report.
+  bool start_soon(const LaunchSpec& spec, ProcessCallbacks callbacks, std::function<void(Result<pid_t>)> started);
 
   // Follows a task process that an earlier server of this state directory
   // started under a keeper and that outlived it: `pid` must still be that

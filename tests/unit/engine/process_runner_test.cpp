@@ -8,12 +8,14 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -90,10 +92,11 @@ std::string slurp(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// This file is built three times: as it is; with ORCH_KEEPER_BINARY set, so
+// This file is built four times: as it is; with ORCH_KEEPER_BINARY set, so
 // that every behaviour below also holds for processes under a task keeper
-// (forked by the keeper host); and with ORCH_KEEPER_SPAWNED as well (each
-// keeper spawned, as when the host cannot serve a start).
+// (forked by the keeper host); with ORCH_KEEPER_SPAWNED as well (each
+// keeper spawned, as when the host cannot serve a start); and with
+// ORCH_START_SOON, each start handed to the host without waiting for it.
 ProcessRunner::Options runner_options(std::chrono::milliseconds straggler_grace = 2000ms) {
   ProcessRunner::Options options;
   options.straggler_grace = straggler_grace;
@@ -112,8 +115,24 @@ class ProcessRunnerTest : public ::testing::Test {
                              ProcessRunner::Options options = runner_options())
       : spool_(dir_.path() / "spool", cap), runner_(spool_, options) {}
 
+  // In the build with ORCH_START_SOON, through start_soon() where it takes
+  // the start: what start() would have returned, delivered by the reactor.
+  Result<pid_t> start_result(const LaunchSpec& spec) {
+#ifdef ORCH_START_SOON
+    auto promise = std::make_shared<std::promise<Result<pid_t>>>();
+    auto future = promise->get_future();
+    auto started = [promise](Result<pid_t> pid) { promise->set_value(std::move(pid)); };
+    if (runner_.start_soon(spec, recorder_.callbacks(), std::move(started))) {
+      if (future.wait_for(kDeadline) != std::future_status::ready) {
+        return make_error(ErrorCode::Internal, "start_soon never reported");
+      }
+      return future.get();
+    }
+#endif
+    return runner_.start(spec, recorder_.callbacks());
+  }
   pid_t start(const LaunchSpec& spec) {
-    auto pid = runner_.start(spec, recorder_.callbacks());
+    auto pid = start_result(spec);
     EXPECT_TRUE(pid.ok()) << pid.error().message;
     return pid.ok() ? *pid : -1;
   }
@@ -519,6 +538,22 @@ TEST_F(ProcessRunnerTest, KillAllKillsEveryGroup) {
   for (pid_t pid : pids) EXPECT_TRUE(group_gone(pid));
 }
 
+// Without a keeper host there is nothing to hand a start to; with one, a
+// spec that start() would refuse is left to start(), which says why.
+TEST_F(ProcessRunnerTest, StartSoonTakesOnlyWhatTheKeeperHostCanStart) {
+  auto never = [](Result<pid_t>) { ADD_FAILURE() << "started was called"; };
+  LaunchSpec nowhere = shell("true", "nowhere");
+  nowhere.cwd = (dir_.path() / "no-such-dir").string();
+  EXPECT_FALSE(runner_.start_soon(nowhere, recorder_.callbacks(), never));
+  auto pid = runner_.start(nowhere, recorder_.callbacks());
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.error().message.find("no-such-dir"), std::string::npos) << pid.error().message;
+#if !defined(ORCH_KEEPER_BINARY) || defined(ORCH_KEEPER_SPAWNED)
+  EXPECT_FALSE(runner_.start_soon(shell("true", "plain"), recorder_.callbacks(), never));
+#endif
+  EXPECT_EQ(recorder_.exit_count(), 0u);
+}
+
 TEST_F(ProcessRunnerTest, CallbacksMayStartTheNextProcess) {
   Recorder second;
   std::atomic<bool> started_next{false};
@@ -714,6 +749,41 @@ TEST_F(ProcessRunnerTest, WhenTheKeeperHostIsGoneKeepersAreSpawnedAndTasksStillR
     EXPECT_EQ(info.exit_code, std::optional<int>(0)) << id;
     EXPECT_EQ(output(StreamKind::Stdout, id), "again " + std::to_string(i) + "\n");
   }
+}
+
+// start_soon: the reactor reads the keeper's report and says how the start
+// went, before anything else of the process.
+TEST_F(ProcessRunnerTest, StartSoonReportsThePidFromTheReactorBeforeTheEnd) {
+  struct Seen {
+    std::mutex mu;
+    std::vector<std::string> events;
+    std::optional<std::thread::id> started_on;
+    Result<pid_t> pid = make_error(ErrorCode::Internal, "not reported");
+  };
+  auto seen = std::make_shared<Seen>();
+  ProcessCallbacks callbacks;
+  callbacks.on_exit = [seen](const ExitInfo&) {
+    std::lock_guard lock(seen->mu);
+    seen->events.push_back("exit");
+  };
+  auto started = [seen](Result<pid_t> pid) {
+    std::lock_guard lock(seen->mu);
+    seen->events.push_back("started");
+    seen->started_on = std::this_thread::get_id();
+    seen->pid = std::move(pid);
+  };
+  ASSERT_TRUE(runner_.start_soon(shell("exit 3", "soon"), callbacks, started)) << "the keeper host takes a plain start";
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        std::lock_guard lock(seen->mu);
+        return seen->events.size() == 2;
+      },
+      kDeadline));
+  std::lock_guard lock(seen->mu);
+  EXPECT_EQ(seen->events, (std::vector<std::string>{"started", "exit"}));
+  ASSERT_TRUE(seen->pid.ok()) << seen->pid.error().message;
+  EXPECT_GT(*seen->pid, 0);
+  EXPECT_TRUE(seen->started_on && *seen->started_on != std::this_thread::get_id()) << "reported by the reactor";
 }
 
 TEST_F(ProcessRunnerTest, ACommandLineTooLongForTheHostsAreaIsSpawnedAndRuns) {
