@@ -130,20 +130,25 @@ struct KeeperReport {
   std::optional<int> err;
 };
 
-// Reads the keeper's report (keeper_host::Report records) until it says
-// whether the command started, or the pipe ends.
-KeeperReport read_keeper_report(int report_read) {
-  KeeperReport out;
+// Reads the keeper's report (keeper_host::Report records) into `out` until
+// it says whether the command started, or the pipe ends: true then. False
+// when a non-blocking pipe has nothing more for now.
+bool read_keeper_report(int report_read, KeeperReport& out) {
   while (!out.err) {
     keeper_host::Report record;
-    ssize_t n;
-    do {
-      n = ::read(report_read, &record, sizeof record);
-    } while (n < 0 && errno == EINTR);
+    const ssize_t n = ::read(report_read, &record, sizeof record);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
     if (n != sizeof record) break;  // each record is one write: anything else is the end
     if (record.pid > 0) out.pid = record.pid;
     if (record.err != keeper_host::kForked) out.err = record.err;
   }
+  return true;
+}
+
+KeeperReport read_keeper_report(int report_read) {
+  KeeperReport out;
+  read_keeper_report(report_read, out);
   return out;
 }
 
@@ -160,6 +165,13 @@ struct PendingStart {
   KeeperReport got;
   std::function<void(Result<pid_t>)> started;
 };
+
+// The rest of a pending start's report, waiting for it.
+void read_rest_of_report(PendingStart& p) {
+  const int flags = ::fcntl(p.report.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(p.report.get(), F_SETFL, flags & ~O_NONBLOCK);
+  read_keeper_report(p.report.get(), p.got);
+}
 
 }  // namespace
 
@@ -922,15 +934,7 @@ void ProcessRunner::Impl::on_report(std::uint64_t serial) {
     p = it->second.get();
   }
   // Only this thread removes pending starts, so `p` stays valid without the lock.
-  while (!p->got.err) {
-    keeper_host::Report record;
-    const ssize_t n = ::read(p->report.get(), &record, sizeof record);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // the rest comes later
-    if (n != sizeof record) break;  // each record is one write: anything else is the end
-    if (record.pid > 0) p->got.pid = record.pid;
-    if (record.err != keeper_host::kForked) p->got.err = record.err;
-  }
+  if (!read_keeper_report(p->report.get(), p->got)) return;  // the rest comes later
   poller->remove(p->report.get());
   std::unique_ptr<PendingStart> owned;
   {
@@ -943,14 +947,7 @@ void ProcessRunner::Impl::on_report(std::uint64_t serial) {
 }
 
 void ProcessRunner::Impl::complete_start(std::unique_ptr<PendingStart> p) {
-  if (p->report && !p->got.err) {
-    // Not watched: wait for the rest of the report here.
-    const int flags = ::fcntl(p->report.get(), F_GETFL);
-    if (flags >= 0) ::fcntl(p->report.get(), F_SETFL, flags & ~O_NONBLOCK);
-    KeeperReport rest = read_keeper_report(p->report.get());
-    if (rest.pid) p->got.pid = rest.pid;
-    if (rest.err) p->got.err = rest.err;
-  }
+  read_rest_of_report(*p);  // at once when the reactor read it all; else (not watched) waits here
   p->report.reset();
   Result<pid_t> pid = make_error(ErrorCode::Internal, "not started");
   if (!p->got.pid && !p->got.err) {
@@ -976,11 +973,8 @@ void ProcessRunner::Impl::abandon_pending() {
   }
   for (auto& [serial, p] : left) {
     poller->remove(p->report.get());
-    const int flags = ::fcntl(p->report.get(), F_GETFL);
-    if (flags >= 0) ::fcntl(p->report.get(), F_SETFL, flags & ~O_NONBLOCK);
-    KeeperReport rest = read_keeper_report(p->report.get());
-    const auto pid = p->got.pid ? p->got.pid : rest.pid;
-    if (pid) {
+    read_rest_of_report(*p);
+    if (const auto pid = p->got.pid) {
       ::kill(-*pid, SIGKILL);
       while (::waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {
       }

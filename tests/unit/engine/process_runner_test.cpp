@@ -786,6 +786,30 @@ TEST_F(ProcessRunnerTest, StartSoonReportsThePidFromTheReactorBeforeTheEnd) {
   EXPECT_TRUE(seen->started_on && *seen->started_on != std::this_thread::get_id()) << "reported by the reactor";
 }
 
+// The host takes a request (it sits in the stopped host's socket) and dies
+// before reading it: the report ends with no record, and the reactor spawns
+// the keeper from the descriptors it kept. Later starts skip the host.
+TEST_F(ProcessRunnerTest, AStartWhoseHostDiesWithTheRequestIsSpawnedInstead) {
+  EXPECT_EQ(run(shell("true", "t0")).exit_code, std::optional<int>(0));
+  auto host = keeper_host_child();
+  ASSERT_TRUE(host);
+  ASSERT_EQ(::kill(*host, SIGSTOP), 0);
+  auto result = std::make_shared<std::promise<Result<pid_t>>>();
+  auto future = result->get_future();
+  ASSERT_TRUE(runner_.start_soon(shell("echo spawned; exit 4", "t1"), recorder_.callbacks(),
+                                 [result](Result<pid_t> pid) { result->set_value(std::move(pid)); }))
+      << "the stopped host's socket still takes the request";
+  ASSERT_EQ(::kill(*host, SIGKILL), 0);
+  ASSERT_EQ(future.wait_for(kDeadline), std::future_status::ready);
+  auto pid = future.get();
+  ASSERT_TRUE(pid.ok()) << pid.error().message;
+  ASSERT_TRUE(recorder_.wait_for_exits(2));
+  EXPECT_EQ(recorder_.exit_info(1).exit_code, std::optional<int>(4));
+  EXPECT_EQ(output(StreamKind::Stdout, "t1"), "spawned\n");
+  EXPECT_FALSE(runner_.start_soon(shell("true", "t2"), recorder_.callbacks(), [](Result<pid_t>) {}))
+      << "the host is known to be gone";
+}
+
 TEST_F(ProcessRunnerTest, ACommandLineTooLongForTheHostsAreaIsSpawnedAndRuns) {
   LaunchSpec spec = program({"/bin/sh", "-c", "echo ${#1}", "sh", std::string(40000, 'x')}, "long");
   EXPECT_EQ(run(spec).exit_code, std::optional<int>(0));
