@@ -380,6 +380,13 @@ struct SqliteStore::Impl {
     return st;
   }
 
+  Status write_insert(const TaskRecord& task, const std::string& what) {
+    Query q(insert_task.get());
+    bind_task(q, task);
+    if (int rc = q.step(); rc != SQLITE_DONE) return fail(rc, what);
+    return add_transition(task.id, "", task, task.submitted_at_ms, what);
+  }
+
   Status write_update(const TaskRecord& task, TaskStatus from, const std::string& what) {
     Query q(update_task.get());
     bind_task(q, task);
@@ -567,12 +574,7 @@ Status SqliteStore::insert(const TaskRecord& task) {
   Impl& im = *impl_;
   std::lock_guard lock(im.mu);
   const std::string what = "insert task " + task.id;
-  return im.transaction(what, [&]() -> Status {
-    Query q(im.insert_task.get());
-    bind_task(q, task);
-    if (int rc = q.step(); rc != SQLITE_DONE) return im.fail(rc, what);
-    return im.add_transition(task.id, "", task, task.submitted_at_ms, what);
-  });
+  return im.transaction(what, [&] { return im.write_insert(task, what); });
 }
 
 Status SqliteStore::update(const TaskRecord& task, TaskStatus from) {
@@ -598,7 +600,10 @@ std::vector<Status> SqliteStore::write(std::span<const Write> writes) {
   Status committed = im.transaction(what, [&]() -> Status {
     for (std::size_t i = 0; i < writes.size(); ++i) {
       const TaskRecord& t = *writes[i].task;
-      if (writes[i].from) {
+      if (writes[i].insert) {
+        const std::string one = "insert task " + t.id;
+        results[i] = im.savepoint_scope(one, [&] { return im.write_insert(t, one); });
+      } else if (writes[i].from) {
         const std::string one = "update task " + t.id;
         results[i] = im.savepoint_scope(one, [&] { return im.write_update(t, *writes[i].from, one); });
       } else {

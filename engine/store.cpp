@@ -12,7 +12,9 @@ bool is_postgres_url(const std::string& spec) {
 std::vector<Status> Store::write(std::span<const Write> writes) {
   std::vector<Status> results;
   results.reserve(writes.size());
-  for (const Write& w : writes) results.push_back(w.from ? update(*w.task, *w.from) : update_progress(*w.task));
+  for (const Write& w : writes) {
+    results.push_back(w.insert ? insert(*w.task) : w.from ? update(*w.task, *w.from) : update_progress(*w.task));
+  }
   return results;
 }
 

@@ -39,15 +39,17 @@ class Store {
   virtual Status update(const TaskRecord& task, TaskStatus from) = 0;
   // Writes only progress, the pid and live counters: no transition row. Cheap.
   virtual Status update_progress(const TaskRecord& task) = 0;
-  // One of a batch of writes: update(*task, *from) when `from` is set,
-  // update_progress(*task) otherwise.
+  // One of a batch of writes: insert(*task) when `insert` is set, else
+  // update(*task, *from) when `from` is set, update_progress(*task) otherwise.
   struct Write {
     const TaskRecord* task = nullptr;
     std::optional<TaskStatus> from;
+    bool insert = false;
   };
   // The writes in order, each as atomic as its own call and failing alone;
   // one Status per write. By default one call each; SQLite commits them all
-  // at once, so a burst of starts and ends costs one commit, not one each.
+  // at once, so a burst of submits, starts and ends costs one commit, not
+  // one each.
   virtual std::vector<Status> write(std::span<const Write> writes);
   // Every task in submission order.
   virtual Result<std::vector<TaskRecord>> load_all() = 0;

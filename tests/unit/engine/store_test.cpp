@@ -309,6 +309,27 @@ TEST_P(StoreContract, RefusesADuplicateIdOrSeqAndWritesNothing) {
   ASSERT_TRUE(s->insert(make_task(2)).ok());
 }
 
+TEST_P(StoreContract, ABatchOfInsertsStoresEachAndRefusesADuplicateAlone) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  TaskRecord a = make_task(1), b = make_task(2), c = make_task(3);
+  TaskRecord same_id = make_task(4, a.id);
+  std::vector<Store::Write> writes{{&a, std::nullopt, true}, {&same_id, std::nullopt, true},
+                                   {&b, std::nullopt, true}, {&c, std::nullopt, true}};
+  const std::vector<Status> results = s->write(writes);
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results[0].ok());
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error().code, ErrorCode::Conflict);
+  EXPECT_TRUE(results[2].ok());
+  EXPECT_TRUE(results[3].ok());
+  const auto stored = load(*s);
+  ASSERT_EQ(stored.size(), 3u);
+  EXPECT_EQ(stored[0].id, a.id);
+  EXPECT_EQ(stored[0].seq, 1);  // not the refused one's
+  for (const TaskRecord* t : {&a, &b, &c}) EXPECT_EQ(s->transitions(t->id)->size(), 1u) << t->id;
+}
+
 TEST_P(StoreContract, RemoveDeletesTasksAndTheirTransitions) {
   auto s = open();
   ASSERT_TRUE(s);
