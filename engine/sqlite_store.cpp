@@ -115,15 +115,14 @@ constexpr const char* kInsertTask =
     ":spec, :name, :tags, :priority, :idempotency_key, :status, :reason, :message, :progress, "
     ":attempt, :exit_code, :signal, :pid, :peak_rss_kb, :submitted_at_ms, :started_at_ms, "
     ":finished_at_ms, :not_before_ms, :stdout_bytes, :stderr_bytes, :node, :profile, :depends_on)";
-// id, seq and submitted_at_ms never change after insert.
+// What changes as a task runs: its id, seq, submit time and spec never
+// change once inserted.
 constexpr const char* kUpdateTask =
-    "UPDATE tasks SET spec = :spec, name = :name, tags = :tags, priority = :priority, "
-    "idempotency_key = :idempotency_key, status = :status, reason = :reason, message = :message, "
+    "UPDATE tasks SET status = :status, reason = :reason, message = :message, "
     "progress = :progress, attempt = :attempt, exit_code = :exit_code, signal = :signal, "
     "pid = :pid, peak_rss_kb = :peak_rss_kb, started_at_ms = :started_at_ms, "
     "finished_at_ms = :finished_at_ms, not_before_ms = :not_before_ms, "
-    "stdout_bytes = :stdout_bytes, stderr_bytes = :stderr_bytes, node = :node, profile = :profile, "
-    "depends_on = :depends_on WHERE id = :id";
+    "stdout_bytes = :stdout_bytes, stderr_bytes = :stderr_bytes, node = :node WHERE id = :id";
 constexpr const char* kUpdateProgress =
     "UPDATE tasks SET progress = :progress, pid = :pid, stdout_bytes = :stdout_bytes, "
     "stderr_bytes = :stderr_bytes WHERE id = :id";
@@ -271,14 +270,10 @@ class Query {
   int bind_rc_ = SQLITE_OK;
 };
 
-void bind_task(Query& q, const TaskRecord& t) {
+// The columns that change as the task runs (kUpdateTask); the insert binds
+// the rest too.
+void bind_task_state(Query& q, const TaskRecord& t) {
   q.text(":id", t.id);
-  q.integer(":seq", t.seq);
-  q.text(":spec", spec_to_storage_json(t.spec));
-  q.text(":name", t.spec.name);
-  q.text(":tags", nlohmann::json(t.spec.tags).dump());
-  q.integer(":priority", t.spec.priority);
-  q.text_or_null(":idempotency_key", t.spec.idempotency_key);
   q.text(":status", to_string(t.status));
   q.text_or_null(":reason", to_string(t.reason));
   q.text(":message", t.message);
@@ -295,6 +290,16 @@ void bind_task(Query& q, const TaskRecord& t) {
   q.integer(":stdout_bytes", static_cast<std::int64_t>(t.stdout_bytes));
   q.integer(":stderr_bytes", static_cast<std::int64_t>(t.stderr_bytes));
   q.text_or_null(":node", t.node);
+}
+
+void bind_task(Query& q, const TaskRecord& t) {
+  bind_task_state(q, t);
+  q.integer(":seq", t.seq);
+  q.text(":spec", spec_to_storage_json(t.spec));
+  q.text(":name", t.spec.name);
+  q.text(":tags", nlohmann::json(t.spec.tags).dump());
+  q.integer(":priority", t.spec.priority);
+  q.text_or_null(":idempotency_key", t.spec.idempotency_key);
   q.text(":profile", t.spec.profile);
   q.text(":depends_on", nlohmann::json(t.spec.depends_on).dump());
 }
@@ -389,7 +394,7 @@ struct SqliteStore::Impl {
 
   Status write_update(const TaskRecord& task, TaskStatus from, const std::string& what) {
     Query q(update_task.get());
-    bind_task(q, task);
+    bind_task_state(q, task);
     if (int rc = q.step(); rc != SQLITE_DONE) return fail(rc, what);
     if (sqlite3_changes(db.get()) == 0) {
       return make_error(ErrorCode::NotFound, "store: " + what + " failed: no such task");

@@ -330,6 +330,30 @@ TEST_P(StoreContract, ABatchOfInsertsStoresEachAndRefusesADuplicateAlone) {
   for (const TaskRecord* t : {&a, &b, &c}) EXPECT_EQ(s->transitions(t->id)->size(), 1u) << t->id;
 }
 
+// An update writes what changes as the task runs; its spec stays as stored.
+TEST_P(StoreContract, AnUpdateKeepsTheSpecAsInserted) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  TaskRecord t = full_task();
+  ASSERT_TRUE(s->insert(t).ok());
+  const TaskStatus from = t.status;
+  t.status = TaskStatus::Running;
+  t.started_at_ms = 5;
+  t.pid = 42;
+  ASSERT_TRUE(s->update(t, from).ok());
+  const auto stored = load(*s);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].spec.argv, t.spec.argv);
+  EXPECT_EQ(stored[0].spec.name, t.spec.name);
+  EXPECT_EQ(stored[0].spec.tags, t.spec.tags);
+  EXPECT_EQ(stored[0].spec.env, t.spec.env);
+  EXPECT_EQ(stored[0].spec.priority, t.spec.priority);
+  EXPECT_EQ(stored[0].spec.idempotency_key, t.spec.idempotency_key);
+  EXPECT_EQ(stored[0].status, TaskStatus::Running);
+  EXPECT_EQ(stored[0].pid, 42);
+  EXPECT_EQ(stored[0].started_at_ms, 5);
+}
+
 TEST_P(StoreContract, RemoveDeletesTasksAndTheirTransitions) {
   auto s = open();
   ASSERT_TRUE(s);
