@@ -488,8 +488,10 @@ int App::run() {
                  im.handed->restarts.last_reason, ms);
   }
   if (stdio_on) {
-    auto ended = stdio.run([&](std::string_view line) { session->handle(line); },
-                           [&](std::size_t bytes) { session->handle_oversized(bytes, stdio.max_message_bytes()); });
+    // The requests of one read are a batch: a burst of submits shares one commit.
+    auto ended = stdio.run([&](std::string_view line) { session->handle_in_batch(line); },
+                           [&](std::size_t bytes) { session->handle_oversized(bytes, stdio.max_message_bytes()); },
+                           [&] { session->end_batch(); });
     if (!ended) spdlog::error("stdin: {}", ended.error().message);
     else if (*ended == transport::RunEnd::Eof) spdlog::info("stdin closed; shutting down");
     if (ended && *ended == transport::RunEnd::Eof) request("");

@@ -147,6 +147,14 @@ struct Engine::Impl {
   // next batch of writes (persist_locked), a dispatcher tick at the latest.
   std::vector<TaskId> unsaved_pids;  // guarded by mu
   std::vector<TaskRecord> starting_soon;  // guarded by mu: a dispatcher pass's starts, for launch_soon
+  // Submits waiting for commit_submits(); own lock, so queueing one never
+  // waits for the engine.
+  struct LaterSubmit {
+    TaskSpec spec;
+    SubmitDone done;
+  };
+  std::mutex later_mu;
+  std::vector<LaterSubmit> submits_later;  // guarded by later_mu
   ChangeLog change_log;                 // guarded by mu: feeds changes_since()
   DurationHistogram durations;          // guarded by mu
   std::int64_t started_at_ms = 0;
@@ -986,41 +994,117 @@ const EngineOptions& Engine::options() const { return impl_->opts; }
 Result<SubmitOutcome> Engine::submit(TaskSpec spec) {
   Impl& im = *impl_;
   if (im.queue) return submit_shared(std::move(spec));
+  std::vector<TaskSpec> one;
+  one.push_back(std::move(spec));
   std::lock_guard lock(im.mu);
+  return std::move(submit_all_locked(std::move(one)).front());
+}
+
+void Engine::submit_later(TaskSpec spec, SubmitDone done) {
+  Impl& im = *impl_;
+  // Several servers: the submit is a round trip to the shared table anyway.
+  if (im.queue) {
+    done(submit_shared(std::move(spec)));
+    return;
+  }
+  std::lock_guard lock(im.later_mu);
+  im.submits_later.push_back({std::move(spec), std::move(done)});
+}
+
+void Engine::commit_submits() {
+  Impl& im = *impl_;
+  std::vector<Impl::LaterSubmit> batch;
+  {
+    std::lock_guard lock(im.later_mu);
+    batch.swap(im.submits_later);
+  }
+  if (batch.empty()) return;
+  std::vector<TaskSpec> specs;
+  specs.reserve(batch.size());
+  for (auto& later : batch) specs.push_back(std::move(later.spec));
+  std::vector<Result<SubmitOutcome>> outcomes;
+  {
+    std::lock_guard lock(im.mu);
+    outcomes = submit_all_locked(std::move(specs));
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i]));
+}
+
+std::vector<Result<SubmitOutcome>> Engine::submit_all_locked(std::vector<TaskSpec> specs) {
+  Impl& im = *impl_;
+  std::vector<Result<SubmitOutcome>> outcomes;
+  outcomes.reserve(specs.size());
   if (!im.accepting) {
-    return make_error(ErrorCode::Unavailable, "the server is shutting down; submit again after it restarts");
-  }
-  if (!spec.idempotency_key.empty()) {
-    if (auto existing = im.scheduler.find_by_idempotency_key(spec.idempotency_key)) {
-      SubmitOutcome out;
-      out.view = im.view_locked(*im.scheduler.find(*existing));
-      out.deduplicated = true;
-      return out;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      outcomes.push_back(make_error(ErrorCode::Unavailable, "the server is shutting down; submit again after it restarts"));
     }
+    return outcomes;
   }
-  if (auto st = check_spec(spec); !st) return st.error();
-  TaskRecord task;
-  task.id = new_task_id();
-  task.seq = im.scheduler.max_seq() + 1;
-  task.spec = std::move(spec);
-  task.submitted_at_ms = im.now_ms();
-  auto changes = im.scheduler.submit(std::move(task), im.now_ms());
-  if (!changes) return changes.error();
-  const TaskId id = changes->front().id;
-  // Durable before acknowledged: the client may rely on this id at once.
-  if (auto st = im.store->insert(*im.scheduler.find(id)); !st) {
-    im.scheduler.erase_new(id);
-    return make_error(ErrorCode::Unavailable,
-                      "could not store the task, so it was not queued: " + st.error().message);
+  // Queued in memory first, each seeing the ones before it (idempotency
+  // keys, the queue's room); then stored in one commit.
+  std::vector<TaskId> task_of(specs.size());  // the task each outcome shows
+  std::vector<bool> is_new(specs.size(), false);
+  std::vector<Change> other_changes;
+  std::vector<Store::Write> inserts;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    TaskSpec& spec = specs[i];
+    if (!spec.idempotency_key.empty()) {
+      if (auto existing = im.scheduler.find_by_idempotency_key(spec.idempotency_key)) {
+        task_of[i] = *existing;
+        SubmitOutcome out;
+        out.deduplicated = true;
+        outcomes.push_back(std::move(out));
+        continue;
+      }
+    }
+    if (auto st = check_spec(spec); !st) {
+      outcomes.push_back(st.error());
+      continue;
+    }
+    TaskRecord task;
+    task.id = new_task_id();
+    task.seq = im.scheduler.max_seq() + 1;
+    task.spec = std::move(spec);
+    task.submitted_at_ms = im.now_ms();
+    auto changes = im.scheduler.submit(std::move(task), im.now_ms());
+    if (!changes) {
+      outcomes.push_back(changes.error());
+      continue;
+    }
+    task_of[i] = changes->front().id;
+    is_new[i] = true;
+    other_changes.insert(other_changes.end(), changes->begin() + 1, changes->end());
+    inserts.push_back({im.scheduler.find(task_of[i]), std::nullopt, true});
+    outcomes.push_back(SubmitOutcome{});
   }
-  changes->erase(changes->begin());
-  im.change_log.changed(id);
-  im.persist_locked(*changes);
-  ++im.tasks_submitted;
+  // Durable before acknowledged: the client may rely on these ids at once.
+  const std::vector<Status> stored = im.store->write(inserts);
+  std::map<TaskId, Error> refused;
+  for (std::size_t i = 0, next = 0; i < specs.size(); ++i) {
+    if (!is_new[i]) continue;
+    if (const Status& st = stored[next++]; !st) {
+      im.scheduler.erase_new(task_of[i]);
+      refused.emplace(task_of[i], make_error(ErrorCode::Unavailable,
+                                             "could not store the task, so it was not queued: " + st.error().message));
+      continue;
+    }
+    im.change_log.changed(task_of[i]);
+    ++im.tasks_submitted;
+  }
+  // A change a submit made to another task may name one that was refused.
+  std::erase_if(other_changes, [&im](const Change& c) { return !im.scheduler.find(c.id); });
+  im.persist_locked(other_changes);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (!outcomes[i]) continue;
+    // A duplicate of a submit in this batch shares its fate.
+    if (auto r = refused.find(task_of[i]); r != refused.end()) {
+      outcomes[i] = r->second;
+      continue;
+    }
+    outcomes[i]->view = im.view_locked(*im.scheduler.find(task_of[i]));
+  }
   im.notify_locked();
-  SubmitOutcome out;
-  out.view = im.view_locked(*im.scheduler.find(id));
-  return out;
+  return outcomes;
 }
 
 Status Engine::check_spec(const TaskSpec& spec) const {
@@ -1499,6 +1583,7 @@ bool Engine::draining() const { return impl_->draining.load(); }
 
 std::vector<RunningProcess> Engine::hand_over() {
   Impl& im = *impl_;
+  commit_submits();  // answered submits are in the store the next image reads
   {
     std::unique_lock lock(im.mu);
     im.accepting = false;
@@ -1542,6 +1627,7 @@ Lifeline Engine::release_lifeline() { return impl_->runner ? impl_->runner->rele
 
 void Engine::shutdown(std::chrono::milliseconds grace) {
   Impl& im = *impl_;
+  commit_submits();  // none waits for an answer forever
   std::unique_lock lock(im.mu);
   if (im.shut_down) return;
   im.shut_down = true;

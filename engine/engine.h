@@ -208,6 +208,15 @@ class Engine {
   // Validates what only the engine can know (dependencies exist, queue has
   // room, idempotency), stores the task durably, and queues it.
   Result<SubmitOutcome> submit(TaskSpec spec);
+  // The same submit, answered through `done` by the next commit_submits():
+  // the submits queued in between share one store commit (a burst of them
+  // read together). Nothing of it runs, or is seen, before that commit.
+  using SubmitDone = std::function<void(Result<SubmitOutcome>)>;
+  void submit_later(TaskSpec spec, SubmitDone done);
+  // Submits, stores in one transaction and queues every task submit_later
+  // has queued, then calls each one's `done` on this thread, without engine
+  // locks. A task the store refused is not queued, and its `done` says why.
+  void commit_submits();
   Result<TaskView> get(const TaskId& id) const;
   // The spec a submit of profile `name` asks for (engine/profile.h);
   // NotFound for an unknown profile, naming the configured ones.
@@ -290,6 +299,8 @@ class Engine {
   // What submit checks of a spec against the configuration (profiles, allow lists).
   Status check_spec(const TaskSpec& spec) const;
   Result<SubmitOutcome> submit_shared(TaskSpec spec);
+  // submit() of each spec, in order, with one store commit; under the lock.
+  std::vector<Result<SubmitOutcome>> submit_all_locked(std::vector<TaskSpec> specs);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -121,7 +121,25 @@ Session::Session(Server& server, transport::MessageSink sink, SessionOptions opt
 
 Session::~Session() { close(); }
 
+namespace {
+
+// The session whose batch this thread is reading, if any: its tool calls run
+// inline on this thread and may answer at the batch's end.
+thread_local const Session* t_batch_session = nullptr;
+
+}  // namespace
+
 void Session::handle(std::string_view text) { dispatcher_.handle(text); }
+
+void Session::handle_in_batch(std::string_view text) {
+  t_batch_session = this;
+  dispatcher_.handle(text);
+}
+
+void Session::end_batch() {
+  t_batch_session = nullptr;
+  server_.tools().end_batch();
+}
 
 void Session::handle_oversized(std::size_t bytes, std::size_t limit) {
   spdlog::warn("mcp: discarded a message of {} bytes (the limit is {})", bytes, limit);
@@ -298,6 +316,10 @@ void Session::call_tool(const json& params, Responder responder) {
     }
   }
 
+  if (t_batch_session == this && !progress_token(params)) {
+    call_tool_in_batch(tool, arguments, std::move(responder));
+    return;
+  }
   ProgressReporter progress(progress_token(params), [this](const json& message) {
     return dispatcher_.send(message);
   });
@@ -317,6 +339,22 @@ void Session::call_tool(const json& params, Responder responder) {
     return;
   }
   responder.result(std::move(*result));
+}
+
+// Inline, in a batch, without a progress token: the reply may come at the
+// batch's end, on this thread.
+void Session::call_tool_in_batch(const std::string& tool, const json& arguments, Responder responder) {
+  auto answer = std::make_shared<Responder>(std::move(responder));
+  ToolCallContext context;
+  context.stop = answer->stop_token();
+  context.report_progress = [](double, std::optional<double>, const std::string&) {};
+  server_.tools().call_tool_in_batch(tool, arguments, context, [answer, tool](std::optional<json> result) {
+    if (!result) {
+      answer->error(kInvalidParams, "Unknown tool: " + tool);
+      return;
+    }
+    answer->result(std::move(*result));
+  });
 }
 
 void Session::call_tool_as_task(const std::string& tool, const json& arguments, const json& task,

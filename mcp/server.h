@@ -129,6 +129,11 @@ class Session {
   // in order. Cheap requests are answered before this returns; the others run
   // on the executor.
   void handle(std::string_view text);
+  // A message of a batch: several read together. Tools that answer at once
+  // may answer only at end_batch() (ToolProvider::call_tool_in_batch), which
+  // the same thread must call after the batch's last message.
+  void handle_in_batch(std::string_view text);
+  void end_batch();
 
   // The transport discarded a message of `bytes` bytes, over its `limit`:
   // replies -32600 with id null.
@@ -158,6 +163,7 @@ class Session {
   std::optional<RpcFault> admit(const std::string& method) const;
   bool tasks_negotiated() const;
   // A tools/call carrying params.task: a CreateTaskResult (MCP-NOTES §9a).
+  void call_tool_in_batch(const std::string& tool, const nlohmann::json& arguments, Responder responder);
   void call_tool_as_task(const std::string& tool, const nlohmann::json& arguments,
                          const nlohmann::json& task, Responder responder);
   void initialize(const nlohmann::json& params, Responder responder);

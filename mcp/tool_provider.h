@@ -47,6 +47,21 @@ class ToolProvider {
     (void)name;
     return false;
   }
+
+  // A call to a tool that answers at once, made inside a batch: requests
+  // read together, on the thread that read them (Session::handle_in_batch).
+  // The provider may hold its reply back until end_batch(), so that a burst
+  // of calls shares work (a burst of submits shares one store commit). By
+  // default it answers at once. `reply` runs exactly once, with what
+  // call_tool would have returned.
+  using ToolReply = std::function<void(std::optional<nlohmann::json> result)>;
+  virtual void call_tool_in_batch(const std::string& name, const nlohmann::json& arguments, ToolCallContext& ctx,
+                                  ToolReply reply) {
+    reply(call_tool(name, arguments, ctx));
+  }
+  // The batch has ended, on the thread that read it: every reply held back
+  // is given now.
+  virtual void end_batch() {}
 };
 
 }  // namespace orch::mcp

@@ -229,6 +229,19 @@ Result<engine::TaskSpec> build_submit_spec(const json& args, const ProfileResolv
   return spec;
 }
 
+namespace {
+
+json submit_reply(const Result<engine::SubmitOutcome>& outcome) {
+  if (!outcome) return error_result(outcome.error());
+  const engine::TaskView& view = outcome->view;
+  json out{{"taskId", view.task.id}, {"status", engine::to_string(view.task.status)}};
+  if (view.queue_position) out["queuePosition"] = *view.queue_position;
+  if (outcome->deduplicated) out["deduplicated"] = true;
+  return success_result(std::move(out));
+}
+
+}  // namespace
+
 Tool make_submit_task_tool(engine::Engine& engine, ProfileResolver profiles) {
   Tool tool;
   tool.name = "submitTask";
@@ -293,16 +306,22 @@ Tool make_submit_task_tool(engine::Engine& engine, ProfileResolver profiles) {
                       {"idempotentHint", false}, {"openWorldHint", true}};
   // A store insert and in-memory checks; the task itself starts elsewhere.
   tool.answers_at_once = true;
-  tool.call = [&engine, profiles = std::move(profiles)](const json& args, mcp::ToolCallContext&) -> json {
+  tool.call = [&engine, profiles](const json& args, mcp::ToolCallContext&) -> json {
     auto spec = build_submit_spec(args, profiles, to_unix_ms(engine_clock(engine).wall_now()));
     if (!spec) return error_result(spec.error());
-    auto outcome = engine.submit(std::move(spec.value()));
-    if (!outcome) return error_result(outcome.error());
-    const engine::TaskView& view = outcome->view;
-    json out{{"taskId", view.task.id}, {"status", engine::to_string(view.task.status)}};
-    if (view.queue_position) out["queuePosition"] = *view.queue_position;
-    if (outcome->deduplicated) out["deduplicated"] = true;
-    return success_result(std::move(out));
+    return submit_reply(engine.submit(std::move(spec.value())));
+  };
+  // A burst of submits read together is stored in one commit.
+  tool.call_in_batch = [&engine, profiles = std::move(profiles)](const json& args, mcp::ToolCallContext&,
+                                                                 std::function<void(json)> reply) {
+    auto spec = build_submit_spec(args, profiles, to_unix_ms(engine_clock(engine).wall_now()));
+    if (!spec) {
+      reply(error_result(spec.error()));
+      return;
+    }
+    engine.submit_later(std::move(spec.value()), [reply = std::move(reply)](Result<engine::SubmitOutcome> outcome) {
+      reply(submit_reply(outcome));
+    });
   };
   return tool;
 }

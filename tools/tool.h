@@ -44,6 +44,10 @@ struct Tool {
   // request (mcp::ToolProvider::answers_at_once).
   bool answers_at_once = false;
   std::function<json(const json& args, mcp::ToolCallContext& ctx)> call;
+  // Optional, for a tool that answers at once: the call inside a batch,
+  // whose reply may wait for the batch's end (mcp::ToolProvider::
+  // call_tool_in_batch). `reply` must run exactly once.
+  std::function<void(const json& args, mcp::ToolCallContext& ctx, std::function<void(json)> reply)> call_in_batch;
 
   // The Tool object tools/list shows.
   json descriptor() const;

@@ -14,7 +14,7 @@
 
 namespace orch::tools {
 
-ToolRegistry::ToolRegistry(engine::Engine& engine, ToolRegistryOptions options) {
+ToolRegistry::ToolRegistry(engine::Engine& engine, ToolRegistryOptions options) : engine_(engine) {
   std::string version = options.version.empty() ? ORCH_VERSION : std::move(options.version);
   tools_.push_back(make_submit_task_tool(engine, std::move(options.profiles)));
   tools_.push_back(make_get_status_tool(engine, std::move(version)));
@@ -54,24 +54,61 @@ bool ToolRegistry::answers_at_once(const std::string& name) const {
   return tool && tool->answers_at_once;
 }
 
+namespace {
+
+const json& or_empty(const json& arguments) {
+  static const json kEmpty = json::object();
+  return arguments.is_null() ? kEmpty : arguments;
+}
+
+json internal_error(const std::string& name, const std::exception& e) {
+  spdlog::error("tool {} failed: {}", name, e.what());
+  return error_result("internal error in " + name + ": " + e.what());
+}
+
+}  // namespace
+
+std::optional<json> ToolRegistry::refuse_arguments(const std::string& name, const json& arguments) const {
+  if (or_empty(arguments).is_object()) return std::nullopt;
+  return error_result("arguments of " + name + " must be a JSON object, e.g. {\"taskId\": \"t...\"}");
+}
+
 std::optional<json> ToolRegistry::call_tool(const std::string& name, const json& arguments,
                                             mcp::ToolCallContext& ctx) {
   const Tool* tool = find(name);
   if (!tool) return std::nullopt;
-  static const json kEmpty = json::object();
-  const json& args = arguments.is_null() ? kEmpty : arguments;
-  if (!args.is_object()) {
-    return error_result("arguments of " + name + " must be a JSON object, e.g. {\"taskId\": \"t...\"}");
-  }
+  if (auto refused = refuse_arguments(name, arguments)) return refused;
   // The boundary for library exceptions (STYLE.md Errors): a bug in a
   // handler becomes one isError result, not a dropped request.
   try {
-    return tool->call(args, ctx);
+    return tool->call(or_empty(arguments), ctx);
   } catch (const std::exception& e) {
-    spdlog::error("tool {} failed: {}", name, e.what());
-    return error_result("internal error in " + name + ": " + e.what());
+    return internal_error(name, e);
   }
 }
+
+void ToolRegistry::call_tool_in_batch(const std::string& name, const json& arguments, mcp::ToolCallContext& ctx,
+                                      ToolReply reply) {
+  const Tool* tool = find(name);
+  if (!tool || !tool->call_in_batch) {
+    reply(call_tool(name, arguments, ctx));
+    return;
+  }
+  if (auto refused = refuse_arguments(name, arguments)) {
+    reply(std::move(refused));
+    return;
+  }
+  // A handler that throws has not handed its reply on (the ones here throw
+  // only while reading their arguments).
+  auto answer = std::make_shared<ToolReply>(std::move(reply));
+  try {
+    tool->call_in_batch(or_empty(arguments), ctx, [answer](json result) { (*answer)(std::move(result)); });
+  } catch (const std::exception& e) {
+    (*answer)(internal_error(name, e));
+  }
+}
+
+void ToolRegistry::end_batch() { engine_.commit_submits(); }
 
 std::string ToolRegistry::server_instructions() {
   return "This server runs commands in the background and keeps their output, so long work never "

@@ -36,6 +36,11 @@ class ToolRegistry final : public mcp::ToolProvider {
   // isError result. Library exceptions become isError results here.
   std::optional<json> call_tool(const std::string& name, const json& arguments,
                                 mcp::ToolCallContext& ctx) override;
+  // submitTask in a batch is answered at end_batch(), when one commit has
+  // stored the batch's submits; the other tools answer at once.
+  void call_tool_in_batch(const std::string& name, const json& arguments, mcp::ToolCallContext& ctx,
+                          ToolReply reply) override;
+  void end_batch() override;
   bool answers_at_once(const std::string& name) const override;
   std::string task_support(const std::string& name) const override;
 
@@ -46,6 +51,10 @@ class ToolRegistry final : public mcp::ToolProvider {
   static std::string server_instructions();
 
  private:
+  // Null when the arguments are fine; else the isError result they earn.
+  std::optional<json> refuse_arguments(const std::string& name, const json& arguments) const;
+
+  engine::Engine& engine_;
   std::vector<Tool> tools_;
 };
 

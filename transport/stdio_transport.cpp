@@ -82,13 +82,26 @@ void StdioTransport::stop() noexcept {
   }
 }
 
-Result<RunEnd> StdioTransport::run(const OnMessage& on_message, const OnOversized& on_oversized) {
+Result<RunEnd> StdioTransport::run(const OnMessage& on_message_given, const OnOversized& on_oversized,
+                                   const OnDrained& on_drained) {
   if (wake_errno_ != 0) {
     return make_error(ErrorCode::Io,
                       "cannot create the stdio transport's wake-up pipe: " + errno_text(wake_errno_));
   }
+  bool delivered = false;
+  const OnMessage on_message = [&](std::string_view message) {
+    delivered = true;
+    on_message_given(message);
+  };
+  // Ends the batch of one read, whatever way its delivery ended.
+  auto drained = [&] {
+    if (delivered && on_drained) on_drained();
+    delivered = false;
+  };
   // Lines handed over from a previous image come first.
-  if (!frame(on_message, on_oversized)) return RunEnd::Stopped;
+  const bool framed = frame(on_message, on_oversized);
+  drained();
+  if (!framed) return RunEnd::Stopped;
 
   pollfd fds[2] = {{in_fd_, POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
   const std::size_t chunk = options_.read_chunk_bytes;
@@ -116,9 +129,12 @@ Result<RunEnd> StdioTransport::run(const OnMessage& on_message, const OnOversize
     buffer_.resize(old_size + static_cast<std::size_t>(got));
     if (got == 0) {
       finish_at_eof(on_message, on_oversized);
+      drained();
       return RunEnd::Eof;
     }
-    if (!frame(on_message, on_oversized)) return RunEnd::Stopped;
+    const bool read_framed = frame(on_message, on_oversized);
+    drained();
+    if (!read_framed) return RunEnd::Stopped;
   }
 }
 

@@ -62,10 +62,17 @@ class StdioTransport {
   StdioTransport(const StdioTransport&) = delete;
   StdioTransport& operator=(const StdioTransport&) = delete;
 
+  // After the messages framed from one read (or from initial_input) were
+  // delivered: the end of a batch that arrived together.
+  using OnDrained = std::function<void()>;
+
   // Reads and frames input until EOF, stop() or a read error (an Io error whose
   // message names the errno). Callbacks run on the calling thread, one at a
-  // time and in order; they must not throw. Call at most once.
-  Result<RunEnd> run(const OnMessage& on_message, const OnOversized& on_oversized);
+  // time and in order; they must not throw. Call at most once. on_drained
+  // runs after every read that delivered a message, also when stop() cut the
+  // read's delivery short.
+  Result<RunEnd> run(const OnMessage& on_message, const OnOversized& on_oversized,
+                     const OnDrained& on_drained = {});
 
   // Makes run() return RunEnd::Stopped before it delivers another message.
   // Thread-safe, idempotent, async-signal-safe; may come before run().

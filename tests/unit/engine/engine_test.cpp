@@ -61,6 +61,73 @@ TEST_F(EngineTest, RunsACommandAndKeepsItsOutputAndExitCode) {
   EXPECT_GT(v.task.finished_at_ms, 0);
 }
 
+// Submits queued with submit_later are nothing until commit_submits stores
+// them together; each is then answered as submit() would have answered it.
+TEST_F(EngineTest, SubmitsQueuedForOneCommitAreAnsweredEachAsASubmitWould) {
+  open(4, 3);
+  std::vector<Result<SubmitOutcome>> answers;
+  auto later = [&](TaskSpec spec) {
+    engine->submit_later(std::move(spec), [&](Result<SubmitOutcome> r) { answers.push_back(std::move(r)); });
+  };
+  TaskSpec keyed;
+  keyed.command = "echo batched";
+  keyed.idempotency_key = "once";
+  later(keyed);
+  later(keyed);  // the same key as the one before it in the batch
+  TaskSpec unknown_profile;
+  unknown_profile.command = "true";
+  unknown_profile.profile = "nope";
+  later(unknown_profile);
+  TaskSpec plain;
+  plain.command = "true";
+  later(plain);
+  later(plain);
+  later(plain);  // the queue holds 3: this one finds it full
+
+  EXPECT_TRUE(answers.empty());
+  auto before = engine->list({}, 100, "");
+  ASSERT_TRUE(before.ok());
+  EXPECT_TRUE(before->tasks.empty());  // nothing is seen before its commit
+
+  engine->commit_submits();
+  ASSERT_EQ(answers.size(), 6u);
+  ASSERT_TRUE(answers[0].ok()) << answers[0].error().message;
+  ASSERT_TRUE(answers[1].ok()) << answers[1].error().message;
+  EXPECT_TRUE(answers[1]->deduplicated);
+  EXPECT_EQ(answers[1]->view.task.id, answers[0]->view.task.id);
+  ASSERT_FALSE(answers[2].ok());
+  EXPECT_EQ(answers[2].error().code, ErrorCode::NotFound);
+  EXPECT_TRUE(answers[3].ok());
+  EXPECT_TRUE(answers[4].ok());
+  ASSERT_FALSE(answers[5].ok());
+  EXPECT_EQ(answers[5].error().code, ErrorCode::QueueFull);
+
+  EXPECT_EQ(wait_end(answers[0]->view.task.id).task.status, TaskStatus::Completed);
+  EXPECT_EQ(output(answers[0]->view.task.id), "batched\n");
+  EXPECT_EQ(wait_end(answers[4]->view.task.id).task.status, TaskStatus::Completed);
+
+  // They were stored: a reopened engine has all three.
+  engine.reset();
+  open();
+  auto after = engine->list({}, 100, "");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->tasks.size(), 3u);
+}
+
+TEST_F(EngineTest, ShutdownAnswersTheSubmitsStillQueuedForACommit) {
+  open();
+  std::optional<Result<SubmitOutcome>> answer;
+  TaskSpec spec;
+  spec.command = "true";
+  engine->submit_later(spec, [&](Result<SubmitOutcome> r) { answer = std::move(r); });
+  engine->shutdown(std::chrono::milliseconds(0));
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_TRUE(answer->ok()) << answer->error().message;
+  engine.reset();
+  open();
+  EXPECT_TRUE(engine->get(answer->value().view.task.id).ok());
+}
+
 TEST_F(EngineTest, NonZeroExitFailsWithTheRealCode) {
   open();
   auto v = wait_end(submit("exit 3"));

@@ -55,8 +55,28 @@ class FakeTools final : public ToolProvider {
       stopped_ += released ? 0 : 1;
       return text_result(released ? "released" : "stopped");
     }
+    if (name == "tally") return text_result("alone");
     return std::nullopt;
   }
+
+  // "tally" answers at once, and in a batch holds its replies back until the
+  // batch ends, then tells each how many shared it.
+  bool answers_at_once(const std::string& name) const override { return name == "tally"; }
+  void call_tool_in_batch(const std::string& name, const json& arguments, ToolCallContext& ctx,
+                          ToolReply reply) override {
+    if (name != "tally") {
+      reply(call_tool(name, arguments, ctx));
+      return;
+    }
+    held_.push_back(std::move(reply));
+  }
+  void end_batch() override {
+    ++batches_ended_;
+    std::vector<ToolReply> held;
+    held.swap(held_);
+    for (ToolReply& reply : held) reply(text_result(std::to_string(held.size()) + " in batch"));
+  }
+  int batches_ended() const { return batches_ended_; }
 
   void release() {
     {
@@ -86,6 +106,8 @@ class FakeTools final : public ToolProvider {
   int blocked_ = 0;
   int stopped_ = 0;
   std::atomic<bool> saw_token_{false};
+  std::vector<ToolReply> held_;  // the reader thread's only
+  int batches_ended_ = 0;
 };
 
 std::string request(const json& id, std::string_view method, json params = json::object()) {
@@ -238,6 +260,33 @@ TEST(Server, ToolsCallReturnsTheProvidersResult) {
   // arguments are optional
   f.session->handle(request(2, "tools/call", {{"name", "echo"}}));
   EXPECT_EQ(f.wire.wait_reply(2).at("result"), FakeTools::text_result(""));
+}
+
+TEST(Server, InABatchAToolThatAnswersAtOnceMayAnswerWhenTheBatchEnds) {
+  Fixture f;
+  f.session->handle_in_batch(request(1, "tools/call", {{"name", "tally"}}));
+  f.session->handle_in_batch(request(2, "tools/call", {{"name", "tally"}}));
+  f.session->handle_in_batch(request(3, "ping"));
+  EXPECT_TRUE(f.wire.reply(1).is_null());
+  EXPECT_TRUE(f.wire.reply(2).is_null());
+  EXPECT_FALSE(f.wire.reply(3).is_null());  // the others answer as ever
+  f.session->end_batch();
+  EXPECT_EQ(f.tools.batches_ended(), 1);
+  EXPECT_EQ(f.wire.reply(1).at("result"), FakeTools::text_result("2 in batch"));
+  EXPECT_EQ(f.wire.reply(2).at("result"), FakeTools::text_result("2 in batch"));
+}
+
+TEST(Server, OutsideABatchOrWithAProgressTokenAToolCallAnswersAtOnce) {
+  Fixture f;
+  f.session->handle(request(1, "tools/call", {{"name", "tally"}}));
+  EXPECT_EQ(f.wire.reply(1).at("result"), FakeTools::text_result("alone"));
+  f.session->handle_in_batch(
+      request(2, "tools/call", {{"name", "tally"}, {"_meta", {{"progressToken", "p"}}}}));
+  EXPECT_EQ(f.wire.reply(2).at("result"), FakeTools::text_result("alone"));
+  f.session->end_batch();
+  // A batch that ended leaves the thread's next call unbatched.
+  f.session->handle(request(3, "tools/call", {{"name", "tally"}}));
+  EXPECT_EQ(f.wire.reply(3).at("result"), FakeTools::text_result("alone"));
 }
 
 TEST(Server, ToolsCallWithBadParamsIsInvalidParams) {

@@ -483,6 +483,45 @@ TEST_F(ToolsTest, IdempotencyKeyReturnsTheFirstTask) {
   EXPECT_EQ(again.at("deduplicated"), true);
 }
 
+// Read together, submits are answered when the batch ends, from one commit;
+// a call with bad arguments and the other tools answer at once.
+TEST_F(ToolsTest, SubmitsInABatchAreAnsweredWhenItEnds) {
+  std::vector<json> replies(4);
+  std::vector<bool> answered(4, false);
+  auto call = [&](std::size_t i, const std::string& name, const json& args) {
+    auto ctx = context(false);
+    registry_->call_tool_in_batch(name, args, ctx, [&, i](std::optional<json> r) {
+      ASSERT_TRUE(r.has_value());
+      replies[i] = std::move(*r);
+      answered[i] = true;
+    });
+  };
+  call(0, "submitTask", {{"command", "echo one"}});
+  call(1, "submitTask", {{"command", "echo two"}});
+  call(2, "submitTask", {{"command", 7}});
+  call(3, "listTasks", json::object());
+  EXPECT_FALSE(answered[0]);
+  EXPECT_FALSE(answered[1]);
+  ASSERT_TRUE(answered[2]);
+  EXPECT_EQ(replies[2].value("isError", false), true);
+  ASSERT_TRUE(answered[3]);
+  EXPECT_TRUE(replies[3].at("structuredContent").at("tasks").empty());
+
+  registry_->end_batch();
+  ASSERT_TRUE(answered[0] && answered[1]);
+  for (std::size_t i : {0u, 1u}) {
+    ASSERT_FALSE(replies[i].value("isError", false)) << replies[i].dump();
+    std::vector<std::string> errors;
+    validate(registry_->find("submitTask")->output_schema, replies[i].at("structuredContent"), "submitTask", true,
+             errors);
+    EXPECT_TRUE(errors.empty()) << ::testing::PrintToString(errors);
+  }
+  json one = wait_result(replies[0].at("structuredContent").at("taskId"));
+  EXPECT_EQ(one.at("status"), "completed");
+  EXPECT_EQ(one.at("stdout").at("text"), "one\n");
+  EXPECT_EQ(wait_result(replies[1].at("structuredContent").at("taskId")).at("status"), "completed");
+}
+
 TEST_F(ToolsTest, QueuedTasksReportTheirPosition) {
   open_engine(1);
   auto go = dir_.path() / "go";

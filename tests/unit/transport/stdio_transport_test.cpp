@@ -237,6 +237,55 @@ TEST(StdioTransport, InitialInputIsFramedBeforeTheFd) {
   EXPECT_EQ(received.messages, (std::vector<std::string>{"first", "head-tail", "second"}));
 }
 
+// The end of each read's batch comes after its messages, once per read that
+// delivered any: a line still incomplete ends no batch.
+TEST(StdioTransport, EachReadsMessagesEndWithOneDrained) {
+  Pipe in;
+  Pipe out;
+  StdioTransport transport(in.read.get(), out.write.get());
+  std::mutex mu;
+  std::vector<std::string> events;
+  auto record = [&](std::string event) {
+    std::lock_guard lock(mu);
+    events.push_back(std::move(event));
+  };
+  auto count = [&] {
+    std::lock_guard lock(mu);
+    return events.size();
+  };
+  std::optional<Result<RunEnd>> end;
+  std::jthread reader([&] {
+    end.emplace(transport.run([&](std::string_view m) { record(std::string(m)); }, [](std::size_t) {},
+                              [&] { record("|"); }));
+  });
+  write_all(in.write.get(), "a\nb\nc\n");
+  ASSERT_TRUE(test::wait_until([&] { return count() == 4; }, 20s));
+  write_all(in.write.get(), "partial");
+  write_all(in.write.get(), "-end\nlast");
+  ASSERT_TRUE(test::wait_until([&] { return count() == 6; }, 20s));
+  in.write.reset();
+  reader.join();
+  ASSERT_TRUE(end.has_value() && end->ok());
+  EXPECT_EQ(events, (std::vector<std::string>{"a", "b", "c", "|", "partial-end", "|", "last", "|"}));
+}
+
+TEST(StdioTransport, ABatchCutShortByStopStillEnds) {
+  Pipe in;
+  Pipe out;
+  write_all(in.write.get(), "a\nb\n");
+  StdioTransport transport(in.read.get(), out.write.get());
+  std::vector<std::string> events;
+  auto end = transport.run(
+      [&](std::string_view m) {
+        events.emplace_back(m);
+        transport.stop();
+      },
+      [](std::size_t) {}, [&] { events.emplace_back("|"); });
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(*end, RunEnd::Stopped);
+  EXPECT_EQ(events, (std::vector<std::string>{"a", "|"}));
+}
+
 TEST(StdioTransport, ReadErrorIsReportedAsIoError) {
   UniqueFd dir(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   ASSERT_TRUE(dir.valid());
