@@ -289,14 +289,8 @@ struct Engine::Impl {
       }
       if (accepting) {
         update_admission_locked();
-        std::vector<TaskId> to_start;
-        auto changes = scheduler.take_runnable(now, to_start);
-        persist_locked(changes);
-        for (const TaskId& id : to_start) start_attempt_locked(id);
-        if (!changes.empty()) changed.notify_all();
-        if (!starting_soon.empty()) {
-          std::vector<TaskRecord> batch;
-          batch.swap(starting_soon);
+        std::vector<TaskRecord> batch = start_runnable_locked({});
+        if (!batch.empty()) {
           lock.unlock();
           launch_soon(std::move(batch));
           lock.lock();
@@ -325,6 +319,28 @@ struct Engine::Impl {
       wake.wait_for(lock, stop, wait_for, [&] { return wake_pending; });
       wake_pending = false;
     }
+  }
+
+  // Takes the tasks that may start now and stores their starts with
+  // `changes`, in one batch; returns the starts for launch_soon, which runs
+  // without the lock.
+  std::vector<TaskRecord> start_runnable_locked(std::vector<Change> changes) {
+    std::vector<TaskId> to_start;
+    auto started = scheduler.take_runnable(now_ms(), to_start);
+    changes.insert(changes.end(), started.begin(), started.end());
+    persist_locked(changes);
+    for (const TaskId& id : to_start) start_attempt_locked(id);
+    if (!changes.empty()) changed.notify_all();
+    std::vector<TaskRecord> batch;
+    batch.swap(starting_soon);
+    return batch;
+  }
+
+  // What the dispatcher must see to after an end that was not its own:
+  // a timer (a retry's backoff, a timeout) or finished tasks to evict.
+  bool dispatcher_needed_locked() const {
+    return scheduler.next_wakeup_ms().has_value() ||
+           scheduler.finished_count() > opts.retention_count + eviction_slack();
   }
 
   // Tasks whose writes the store refused because another node holds them
@@ -855,11 +871,27 @@ struct Engine::Impl {
         outcome.error = *hit;
       }
     }
+    std::vector<TaskRecord> batch;
     {
       std::lock_guard lock(mu);
-      persist_locked(scheduler.finish_attempt(id, outcome, now_ms()));
-      notify_locked();
+      auto changes = scheduler.finish_attempt(id, outcome, now_ms());
+      if (accepting && !queue) {
+        // The slot this end frees is filled here, on the thread that learnt
+        // of the end, and the end is stored with the starts: one commit and
+        // no dispatcher wake-up per short task.
+        update_admission_locked();
+        batch = start_runnable_locked(std::move(changes));
+        changed.notify_all();
+        if (dispatcher_needed_locked()) {
+          wake_pending = true;
+          wake.notify_one();
+        }
+      } else {
+        persist_locked(changes);
+        notify_locked();
+      }
     }
+    if (!batch.empty()) launch_soon(std::move(batch));
   }
 
   // Once the store holds an attempt's end, an older keeper's status file of

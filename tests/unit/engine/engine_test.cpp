@@ -128,6 +128,21 @@ TEST_F(EngineTest, ShutdownAnswersTheSubmitsStillQueuedForACommit) {
   EXPECT_TRUE(engine->get(answer->value().view.task.id).ok());
 }
 
+// An end starts the next task itself; a retry's backoff is the dispatcher's,
+// which must hear of it then rather than at its next tick (a second).
+TEST_F(EngineTest, ARetryStartsWhenItsBackoffEndsNotAtTheNextTick) {
+  open();
+  TaskSpec spec;
+  spec.retry = RetryPolicy{2, Backoff::Fixed, 100, 100};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto id = submit("exit 3", spec);
+  auto v = wait_end(id);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(v.task.status, TaskStatus::Failed);
+  EXPECT_EQ(v.task.attempt, 2);
+  EXPECT_LT(took, 700ms) << "the retry waited for the dispatcher's tick";
+}
+
 TEST_F(EngineTest, NonZeroExitFailsWithTheRealCode) {
   open();
   auto v = wait_end(submit("exit 3"));
