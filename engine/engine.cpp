@@ -1059,7 +1059,14 @@ void Engine::commit_submits() {
     std::lock_guard lock(im.mu);
     outcomes = submit_all_locked(std::move(specs));
   }
-  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i]));
+  // Each is answered, whatever an earlier answer's callback did.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      batch[i].done(std::move(outcomes[i]));
+    } catch (const std::exception& e) {
+      spdlog::error("engine: answering a submit failed: {}", e.what());
+    }
+  }
 }
 
 std::vector<Result<SubmitOutcome>> Engine::submit_all_locked(std::vector<TaskSpec> specs) {

@@ -162,8 +162,9 @@ class Session {
 
   std::optional<RpcFault> admit(const std::string& method) const;
   bool tasks_negotiated() const;
-  // A tools/call carrying params.task: a CreateTaskResult (MCP-NOTES §9a).
+  // A tools/call inside a batch, whose reply may come at the batch's end.
   void call_tool_in_batch(const std::string& tool, const nlohmann::json& arguments, Responder responder);
+  // A tools/call carrying params.task: a CreateTaskResult (MCP-NOTES §9a).
   void call_tool_as_task(const std::string& tool, const nlohmann::json& arguments,
                          const nlohmann::json& task, Responder responder);
   void initialize(const nlohmann::json& params, Responder responder);
