@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -126,6 +127,68 @@ TEST_F(EngineTest, ShutdownAnswersTheSubmitsStillQueuedForACommit) {
   engine.reset();
   open();
   EXPECT_TRUE(engine->get(answer->value().view.task.id).ok());
+}
+
+// The store refuses one insert of a batch (a trigger in the real file): that
+// submit, and a later one naming it by idempotency key, get the store's
+// reason; the rest are stored and run.
+TEST_F(EngineTest, ASubmitTheStoreRefusesInABatchFailsAloneWithTheStoresReason) {
+  open();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir.path() / "tasks.db").c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db,
+                                "CREATE TRIGGER refuse BEFORE INSERT ON tasks WHEN NEW.name = 'refused' "
+                                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+                                nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+  std::vector<Result<SubmitOutcome>> answers;
+  auto later = [&](const std::string& name, const std::string& key) {
+    TaskSpec spec;
+    spec.command = "true";
+    spec.name = name;
+    spec.idempotency_key = key;
+    engine->submit_later(std::move(spec), [&](Result<SubmitOutcome> r) { answers.push_back(std::move(r)); });
+  };
+  later("first", "");
+  later("refused", "k");
+  later("again", "k");  // the refused one's key
+  later("last", "");
+  engine->commit_submits();
+  ASSERT_EQ(answers.size(), 4u);
+  ASSERT_TRUE(answers[0].ok()) << answers[0].error().message;
+  ASSERT_TRUE(answers[3].ok()) << answers[3].error().message;
+  for (std::size_t i : {1u, 2u}) {
+    ASSERT_FALSE(answers[i].ok());
+    EXPECT_EQ(answers[i].error().code, ErrorCode::Unavailable);
+    EXPECT_NE(answers[i].error().message.find("refused by the test"), std::string::npos)
+        << answers[i].error().message;
+  }
+  EXPECT_EQ(wait_end(answers[0]->view.task.id).task.status, TaskStatus::Completed);
+  EXPECT_EQ(wait_end(answers[3]->view.task.id).task.status, TaskStatus::Completed);
+  auto listed = engine->list({}, 100, "");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->tasks.size(), 2u);
+  engine.reset();
+  open();
+  auto reopened = engine->list({}, 100, "");
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(reopened->tasks.size(), 2u);
+}
+
+TEST_F(EngineTest, AnAnswerThatThrowsDoesNotCostTheOtherSubmitsTheirs) {
+  open();
+  TaskSpec spec;
+  spec.command = "true";
+  bool second_answered = false;
+  engine->submit_later(spec, [](Result<SubmitOutcome>) { throw std::runtime_error("the reply could not be sent"); });
+  engine->submit_later(spec, [&](Result<SubmitOutcome> r) { second_answered = r.ok(); });
+  EXPECT_NO_THROW(engine->commit_submits());
+  EXPECT_TRUE(second_answered);
 }
 
 // An end starts the next task itself; a retry's backoff is the dispatcher's,
