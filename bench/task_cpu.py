@@ -2,8 +2,9 @@
 """Where the CPU of a trivial task goes (docs/PERFORMANCE.md, Trivial tasks):
 for each binary, `true` tasks submit → completed at a concurrency, with the
 server's own CPU per task, its reaped children's (the keepers and their
-`sh`) and the benchmark client's; then bench/raw_limit spawn and kept, with
-the whole machine's CPU per task and busy CPUs from /proc/stat. Rounds
+`sh`; the keeper host is reaped only at exit), the benchmark client's, and
+the whole machine's CPU per task and busy CPUs from /proc/stat; then
+bench/raw_limit spawn and kept, with the same machine figures. Rounds
 alternate the binaries, so drift on a shared machine hits all of them.
 Usage: task_cpu.py RAW_LIMIT BINARY [BINARY...] [--tasks N] [--concurrency C] [--rounds R]"""
 import argparse
@@ -32,10 +33,18 @@ def machine_busy():
     return sum(v) - v[3] - v[4], sum(v)
 
 
+def machine_share(start, end, tasks):
+    """CPUs busy and machine CPU per task between two machine_busy() reads."""
+    (busy0, total0), (busy1, total1) = start, end
+    busy_cpus = (busy1 - busy0) / (total1 - total0) * os.cpu_count()
+    return f"{busy_cpus:.2f} CPUs busy, {(busy1 - busy0) / TICK * 1e3 / tasks:.3f} ms of machine CPU per task"
+
+
 def ours(binary, tasks, concurrency):
     with tempfile.TemporaryDirectory() as d:
         server = Server(binary, ["--state-dir", os.path.join(d, "state"), "--max-concurrent", str(concurrency)])
         server.initialize()
+        machine0 = machine_busy()
         before, client_before, t0 = process_times(server.proc.pid), os.times(), time.perf_counter()
         sent = [server.send("tools/call", {"name": "submitTask", "arguments": {"command": "true"}})
                 for _ in range(tasks)]
@@ -44,22 +53,20 @@ def ours(binary, tasks, concurrency):
         wait_idle(server)
         elapsed = time.perf_counter() - t0
         after, client_after = process_times(server.proc.pid), os.times()
+        machine1 = machine_busy()
         server.close()
     per_task = lambda a, b: (b - a) * 1e3 / tasks
     client = (client_after.user - client_before.user) + (client_after.system - client_before.system)
     return (f"{tasks / elapsed:.0f}/s; ms of CPU per task: server {per_task(before[0] + before[1], after[0] + after[1]):.3f}, "
-            f"keepers and sh {per_task(before[2] + before[3], after[2] + after[3]):.3f}, client {client * 1e3 / tasks:.3f}")
+            f"keepers and sh {per_task(before[2] + before[3], after[2] + after[3]):.3f}, client {client * 1e3 / tasks:.3f}; "
+            f"{machine_share(machine0, machine1, tasks)}")
 
 
 def raw(raw_limit, mode, tasks, concurrency):
-    busy0, total0 = machine_busy()
+    start = machine_busy()
     out = subprocess.run([raw_limit, mode, str(tasks), str(concurrency)], check=True,
                          capture_output=True, text=True).stdout
-    busy1, total1 = machine_busy()
-    cpus = os.cpu_count()
-    busy_cpus = (busy1 - busy0) / (total1 - total0) * cpus
-    cpu_ms = (busy1 - busy0) / TICK * 1e3 / tasks
-    return f"{json.loads(out)['per_second']:.0f}/s; {busy_cpus:.2f} CPUs busy, {cpu_ms:.3f} ms of machine CPU per task"
+    return f"{json.loads(out)['per_second']:.0f}/s; {machine_share(start, machine_busy(), tasks)}"
 
 
 def main():
