@@ -259,9 +259,9 @@ struct Engine::Impl {
     if (queue && store) queue->wake();  // a slot may be free, or a task new: claim
   }
 
-  TaskView view_locked(const TaskRecord& t) const {
+  TaskView view_locked(const TaskRecord& t, ViewDetail detail = ViewDetail::Full) const {
     TaskView v;
-    v.task = t;
+    v.task = detail == ViewDetail::Full ? t : state_of(t);
     v.queue_position = scheduler.queue_position(t.id);
     v.cancel_requested = scheduler.cancel_requested(t.id);
     if (t.status == TaskStatus::Queued) {
@@ -1549,7 +1549,7 @@ EngineStats Engine::stats() const {
 }
 
 TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop,
-                                  OnDrain on_drain) const {
+                                  OnDrain on_drain, ViewDetail detail) const {
   Impl& im = *impl_;
   std::unique_lock lock(im.mu);
   auto snapshot = [&] {
@@ -1557,7 +1557,7 @@ TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std
     out.snapshot = true;
     out.cursor = im.change_log.seq();
     im.scheduler.for_each_newest_first(0, [&](const TaskRecord& t) {
-      out.changed.push_back(im.view_locked(t));
+      out.changed.push_back(im.view_locked(t, detail));
       return true;
     });
     return out;
@@ -1572,7 +1572,7 @@ TaskChanges Engine::changes_since(std::uint64_t cursor, SteadyTime deadline, std
   out.cursor = std::max(cursor, im.change_log.seq());
   out.removed = std::move(since->removed);
   for (const TaskId& id : since->changed) {
-    if (const TaskRecord* t = im.scheduler.find(id)) out.changed.push_back(im.view_locked(*t));
+    if (const TaskRecord* t = im.scheduler.find(id)) out.changed.push_back(im.view_locked(*t, detail));
     else out.removed.push_back(id);  // gone without an eviction (a submit whose store write failed)
   }
   return out;

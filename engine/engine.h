@@ -185,6 +185,12 @@ struct TaskChanges {
 // news (ending early, it would only call again at once and spin).
 enum class OnDrain { Return, KeepWaiting };
 
+// How much of each task the change feed copies: the dashboard shows it all;
+// the tools' watchers need only its state (engine/task.h, state_of), and
+// copying every spec on every change was most of their CPU in a burst of
+// short tasks.
+enum class ViewDetail { Full, State };
+
 class Scheduler;
 class Store;
 class ProcessRunner;
@@ -249,7 +255,7 @@ class Engine {
   // something to report, `deadline` passes or `stop` is requested (then
   // `changed` is empty and the cursor unchanged).
   TaskChanges changes_since(std::uint64_t cursor, SteadyTime deadline, std::stop_token stop,
-                            OnDrain on_drain = OnDrain::Return) const;
+                            OnDrain on_drain = OnDrain::Return, ViewDetail detail = ViewDetail::Full) const;
 
   // --- several servers on one store (docs/CLUSTER.md) -------------------------
   // True when this engine shares its store with other nodes.

@@ -87,6 +87,30 @@ std::int64_t retry_delay_ms(const RetryPolicy& p, int next_attempt, double unit_
   return static_cast<std::int64_t>(jittered);
 }
 
+TaskRecord state_of(const TaskRecord& t) {
+  TaskRecord out;
+  out.id = t.id;
+  out.seq = t.seq;
+  out.spec.name = t.spec.name;
+  out.status = t.status;
+  out.reason = t.reason;
+  out.message = t.message;
+  out.progress = t.progress;
+  out.attempt = t.attempt;
+  out.exit_code = t.exit_code;
+  out.signal = t.signal;
+  out.pid = t.pid;
+  out.peak_rss_kb = t.peak_rss_kb;
+  out.submitted_at_ms = t.submitted_at_ms;
+  out.started_at_ms = t.started_at_ms;
+  out.finished_at_ms = t.finished_at_ms;
+  out.not_before_ms = t.not_before_ms;
+  out.stdout_bytes = t.stdout_bytes;
+  out.stderr_bytes = t.stderr_bytes;
+  out.node = t.node;
+  return out;
+}
+
 TaskId new_task_id() {
   unsigned char bytes[26];
   std::size_t got = 0;

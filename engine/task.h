@@ -130,6 +130,11 @@ struct TaskRecord {
   std::string node;
 };
 
+// The task without its spec, but for its name: what a change-feed watcher
+// reads (status, counters, message, progress, pid). A field added to
+// TaskRecord is added here too.
+TaskRecord state_of(const TaskRecord& t);
+
 // A new random task id, "t" + 26 base32 characters (130 bits): unguessable,
 // so ids can be handed to clients without an auth context (MCP-NOTES §9).
 TaskId new_task_id();

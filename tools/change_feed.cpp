@@ -26,7 +26,7 @@ void follow_changes(engine::Engine& engine, std::uint64_t cursor, std::stop_toke
                     const std::function<void(const engine::TaskChanges&)>& on_batch) {
   while (!stop.stop_requested()) {
     engine::TaskChanges changes = engine.changes_since(cursor, engine_clock(engine).now() + kWatchSlice, stop,
-                                                       engine::OnDrain::KeepWaiting);
+                                                       engine::OnDrain::KeepWaiting, engine::ViewDetail::State);
     cursor = changes.cursor;
     on_batch(changes);  // also an empty one, at least every slice: native tasks expire then
     if (!changes.changed.empty() || !changes.removed.empty()) pause(kChangeGather, stop);

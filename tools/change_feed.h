@@ -20,9 +20,10 @@ namespace orch::tools {
 inline constexpr std::chrono::milliseconds kChangeGather{10};
 
 // Calls `on_batch` with every batch of changes after `cursor` (a snapshot
-// after a gap the feed no longer remembers), and with an empty one when
-// nothing changed for a few seconds, until `stop` is requested; on the
-// calling thread.
+// after a gap the feed no longer remembers), each task as its state without
+// its spec but for its name (engine::ViewDetail::State), and with an empty
+// one when nothing changed for a few seconds, until `stop` is requested; on
+// the calling thread.
 void follow_changes(engine::Engine& engine, std::uint64_t cursor, std::stop_token stop,
                     const std::function<void(const engine::TaskChanges&)>& on_batch);
 

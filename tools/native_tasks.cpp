@@ -277,7 +277,9 @@ Result<NativeTask> NativeTasks::cancel(const std::string& owner, const std::stri
 }
 
 void NativeTasks::watch(std::stop_token stop) {
-  const std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
+  const std::uint64_t cursor =
+      engine_.changes_since(0, engine_clock(engine_).now(), stop, engine::OnDrain::Return, engine::ViewDetail::State)
+          .cursor;
   follow_changes(engine_, cursor, stop, [&](const engine::TaskChanges& changes) {
     const std::int64_t now = to_unix_ms(engine_clock(engine_).wall_now());
     std::vector<std::pair<mcp::NativeTaskListener, NativeTask>> calls;

@@ -173,7 +173,9 @@ void TaskResources::watch(std::stop_token stop) {
     std::uint64_t out = 0, err = 0;
   };
   std::map<engine::TaskId, Seen> seen;  // live tasks only
-  const std::uint64_t cursor = engine_.changes_since(0, engine_clock(engine_).now(), stop).cursor;
+  const std::uint64_t cursor =
+      engine_.changes_since(0, engine_clock(engine_).now(), stop, engine::OnDrain::Return, engine::ViewDetail::State)
+          .cursor;
   follow_changes(engine_, cursor, stop, [&](const engine::TaskChanges& changes) {
     std::vector<std::string> uris;
     for (const engine::TaskView& view : changes.changed) {

@@ -83,6 +83,29 @@ TEST_F(EngineChanges, AStopRequestWakesTheWait) {
   EXPECT_TRUE(c.changed.empty());
 }
 
+TEST_F(EngineChanges, AStateViewCarriesTheNameButNotTheRestOfTheSpec) {
+  TaskSpec spec;
+  spec.command = "exit 0";
+  spec.name = "named";
+  spec.env = {{"SECRET", "x"}};
+  auto submitted = engine->submit(std::move(spec));
+  ASSERT_TRUE(submitted.ok());
+  const TaskId id = submitted->view.task.id;
+  const auto now = std::chrono::steady_clock::now();
+  TaskChanges full = engine->changes_since(0, now, {});
+  TaskChanges state = engine->changes_since(0, now, {}, OnDrain::Return, ViewDetail::State);
+  ASSERT_EQ(full.changed.size(), 1u);
+  ASSERT_EQ(state.changed.size(), 1u);
+  EXPECT_EQ(full.changed[0].task.spec.command, "exit 0");
+  EXPECT_EQ(full.changed[0].task.spec.env.size(), 1u);
+  const TaskRecord& s = state.changed[0].task;
+  EXPECT_EQ(s.id, id);
+  EXPECT_EQ(s.spec.name, "named");
+  EXPECT_TRUE(s.spec.command.empty());
+  EXPECT_TRUE(s.spec.env.empty());
+  EXPECT_EQ(s.seq, full.changed[0].task.seq);
+}
+
 TEST_F(EngineChanges, EndedTasksFillTheDurationHistogramAndTheStoreAnswers) {
   TaskId a = submit("true");
   TaskId b = submit("exit 2");
