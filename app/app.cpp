@@ -478,10 +478,13 @@ int App::run() {
   // Task lifecycle events as MCP log messages, to every session (each filters
   // by the level its client set). Stopped before the sessions close.
   std::optional<tools::TaskLifecycleLog> lifecycle;
-  lifecycle.emplace(engine, [&](mcp::LogLevel level, const nlohmann::json& data) {
-    if (session) session->log(level, "tasks", data);
-    if (http) http->log(level, "tasks", data);
-  });
+  lifecycle.emplace(
+      engine,
+      [&](mcp::LogLevel level, const nlohmann::json& data) {
+        if (session) session->log(level, "tasks", data);
+        if (http) http->log(level, "tasks", data);
+      },
+      [&](mcp::LogLevel level) { return (session && session->hears(level)) || (http && http->hears(level)); });
   if (im.handed) {
     const double ms = static_cast<double>(restart::monotonic_ns() - im.handed->exec_at_ns) / 1e6;
     spdlog::info("restart in place #{} done ({}): exec → serving {:.1f} ms", im.handed->restarts.count,

@@ -201,6 +201,8 @@ void HttpService::log(mcp::LogLevel level, std::string_view logger, const json& 
   impl_->mcp->log(level, logger, data);
 }
 
+bool HttpService::hears(mcp::LogLevel level) const { return impl_->mcp->hears(level); }
+
 void HttpService::stop() {
   if (impl_->stopped.exchange(true)) return;
   impl_->mcp->close_all();

@@ -55,6 +55,7 @@ class HttpService {
   void close_sessions();
   // notifications/message to every MCP session that asked for `level` or more.
   void log(mcp::LogLevel level, std::string_view logger, const nlohmann::json& data);
+  bool hears(mcp::LogLevel level) const;
   // Stops serving, joins the HTTP threads and removes http.json. Idempotent.
   void stop();
 

@@ -180,8 +180,10 @@ std::string Session::protocol_version() const {
   return protocol_version_;
 }
 
+bool Session::hears(LogLevel level) const { return state_.load() != State::New && level >= log_level_.load(); }
+
 bool Session::log(LogLevel level, std::string_view logger, json data) {
-  if (state_.load() == State::New || level < log_level_.load()) return false;
+  if (!hears(level)) return false;
   json params{{"level", to_string(level)}};
   if (!logger.empty()) params["logger"] = logger;
   params["data"] = std::move(data);

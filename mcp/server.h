@@ -147,6 +147,8 @@ class Session {
   // Sends notifications/message {level, logger?, data} if initialize has been
   // answered and `level` is at or above the client's level. Thread-safe.
   bool log(LogLevel level, std::string_view logger, nlohmann::json data);
+  // Whether log() would send a message at `level` now.
+  bool hears(LogLevel level) const;
 
   // Restart in place: the agreed state, and taking it over in a new image
   // (before the first message).

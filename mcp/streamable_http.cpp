@@ -435,6 +435,14 @@ void StreamableHttp::log(LogLevel level, std::string_view logger, const json& da
   for (auto& s : all) s->session->log(level, logger, data);
 }
 
+bool StreamableHttp::hears(LogLevel level) const {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& [id, s] : impl_->sessions) {
+    if (s->session->hears(level)) return true;
+  }
+  return false;
+}
+
 void StreamableHttp::close_all() {
   std::map<std::string, std::shared_ptr<HttpSession>> all;
   {

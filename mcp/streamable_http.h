@@ -97,6 +97,8 @@ class StreamableHttp {
   // Sends notifications/message to every session that asked for `level` or
   // more (MCP logging), on each session's GET stream.
   void log(LogLevel level, std::string_view logger, const nlohmann::json& data);
+  // Whether some session would be sent a message at `level` now.
+  bool hears(LogLevel level) const;
 
   // Closes every session (server shutdown): requests in flight are cancelled
   // and answered, streams end, and later requests are refused with 503.

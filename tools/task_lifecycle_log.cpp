@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <map>
 
 #include "common/thread_name.h"
@@ -13,11 +14,14 @@ namespace orch::tools {
 using nlohmann::json;
 using engine::TaskStatus;
 
-std::vector<LifecycleEvent> lifecycle_events(std::optional<TaskStatus> before, const engine::TaskView& now) {
+std::vector<LifecycleEvent> lifecycle_events(std::optional<TaskStatus> before, const engine::TaskView& now,
+                                             const LifecycleHeard& heard) {
   const engine::TaskRecord& t = now.task;
   std::vector<LifecycleEvent> out;
   if (before && *before == t.status) return out;
-  if (engine::is_terminal(t.status) && t.started_at_ms > 0 && before != TaskStatus::Running) {
+  auto is_heard = [&](mcp::LogLevel level) { return !heard || heard(level); };
+  if (engine::is_terminal(t.status) && t.started_at_ms > 0 && before != TaskStatus::Running &&
+      is_heard(mcp::LogLevel::Info)) {
     json started{{"event", "task.started"}, {"taskId", t.id}, {"status", engine::to_string(TaskStatus::Running)}};
     if (!t.spec.name.empty()) started["name"] = t.spec.name;
     out.emplace_back(mcp::LogLevel::Info, std::move(started));
@@ -32,6 +36,7 @@ std::vector<LifecycleEvent> lifecycle_events(std::optional<TaskStatus> before, c
     case TaskStatus::Failed: event = "task.failed"; level = mcp::LogLevel::Warning; break;
     case TaskStatus::Cancelled: event = "task.cancelled"; level = mcp::LogLevel::Notice; break;
   }
+  if (!is_heard(level)) return out;
   json data{{"event", event}, {"taskId", t.id}, {"status", engine::to_string(t.status)}};
   if (!t.spec.name.empty()) data["name"] = t.spec.name;
   if (t.reason != engine::EndReason::None) data["reason"] = engine::to_string(t.reason);
@@ -42,8 +47,8 @@ std::vector<LifecycleEvent> lifecycle_events(std::optional<TaskStatus> before, c
   return out;
 }
 
-TaskLifecycleLog::TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink)
-    : engine_(engine), sink_(std::move(sink)) {
+TaskLifecycleLog::TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink, LifecycleHeard heard)
+    : engine_(engine), sink_(std::move(sink)), heard_(std::move(heard)) {
   watcher_ = std::jthread([this](std::stop_token stop) {
     name_this_thread("orch-watch-log");
     watch(std::move(stop));
@@ -57,12 +62,21 @@ TaskLifecycleLog::~TaskLifecycleLog() {
 
 void TaskLifecycleLog::watch(std::stop_token stop) {
   std::map<engine::TaskId, TaskStatus> last;  // tasks not yet ended
-  engine::TaskChanges first = engine_.changes_since(0, engine_clock(engine_).now(), stop);
+  engine::TaskChanges first =
+      engine_.changes_since(0, engine_clock(engine_).now(), stop, engine::OnDrain::Return, engine::ViewDetail::State);
   // What existed before we started is not news; only its later steps are.
   for (const engine::TaskView& v : first.changed) {
     if (!engine::is_terminal(v.task.status)) last[v.task.id] = v.task.status;
   }
   follow_changes(engine_, first.cursor, stop, [&](const engine::TaskChanges& changes) {
+    // Asked once a batch: the sessions' levels change rarely, and asking
+    // HTTP walks its sessions.
+    std::array<std::optional<bool>, 8> heard_at;
+    const LifecycleHeard heard = [&](mcp::LogLevel level) {
+      std::optional<bool>& known = heard_at[static_cast<std::size_t>(level)];
+      if (!known) known = !heard_ || heard_(level);
+      return *known;
+    };
     for (const engine::TaskView& v : changes.changed) {
       auto it = last.find(v.task.id);
       std::optional<TaskStatus> before;
@@ -70,7 +84,7 @@ void TaskLifecycleLog::watch(std::stop_token stop) {
       else if (changes.snapshot) continue;  // a snapshot after a gap: ended tasks would be old news
       if (engine::is_terminal(v.task.status)) last.erase(v.task.id);
       else last[v.task.id] = v.task.status;
-      for (const auto& [level, data] : lifecycle_events(before, v)) {
+      for (const auto& [level, data] : lifecycle_events(before, v, heard)) {
         try {
           sink_(level, data);
         } catch (const std::exception& e) {

@@ -28,15 +28,23 @@ using LifecycleSink = std::function<void(mcp::LogLevel level, const nlohmann::js
 
 using LifecycleEvent = std::pair<mcp::LogLevel, nlohmann::json>;
 
+// Whether any listener would hear a message at `level`. Events nobody hears
+// are not built: at the sessions' default level (warning) that is every
+// start and end, the bulk of a burst of short tasks.
+using LifecycleHeard = std::function<bool(mcp::LogLevel level)>;
+
 // The events for a task that moved from `before` (nullopt: first seen) to its
 // current state: none when nothing worth saying happened, and its start
 // before its end when it ended without being seen running (the watcher reads
 // the change feed in batches, and a short task starts and ends within one).
-std::vector<LifecycleEvent> lifecycle_events(std::optional<engine::TaskStatus> before, const engine::TaskView& now);
+// Only the events `heard` admits (empty: all).
+std::vector<LifecycleEvent> lifecycle_events(std::optional<engine::TaskStatus> before, const engine::TaskView& now,
+                                             const LifecycleHeard& heard = {});
 
 class TaskLifecycleLog {
  public:
-  TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink);
+  // `heard` empty: every event goes to the sink.
+  TaskLifecycleLog(engine::Engine& engine, LifecycleSink sink, LifecycleHeard heard = {});
   ~TaskLifecycleLog();  // stops the watcher
   TaskLifecycleLog(const TaskLifecycleLog&) = delete;
   TaskLifecycleLog& operator=(const TaskLifecycleLog&) = delete;
@@ -46,6 +54,7 @@ class TaskLifecycleLog {
 
   engine::Engine& engine_;
   const LifecycleSink sink_;
+  const LifecycleHeard heard_;
   std::jthread watcher_;  // declared last: stopped and joined first
 };
 

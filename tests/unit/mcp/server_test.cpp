@@ -387,11 +387,14 @@ TEST(Server, NoProgressWithoutAToken) {
 TEST(Server, SetLevelFiltersLogNotifications) {
   Fixture f;
   EXPECT_EQ(f.session->log_level(), LogLevel::Warning);
+  EXPECT_FALSE(f.session->hears(LogLevel::Info));
+  EXPECT_TRUE(f.session->hears(LogLevel::Warning));
   EXPECT_FALSE(f.session->log(LogLevel::Info, "engine", "quiet by default"));
   EXPECT_TRUE(f.session->log(LogLevel::Error, "engine", json{{"task", "t1"}}));
 
   f.session->handle(request(1, "logging/setLevel", {{"level", "debug"}}));
   EXPECT_EQ(f.wire.reply(1).at("result"), json::object());
+  EXPECT_TRUE(f.session->hears(LogLevel::Debug));
   EXPECT_TRUE(f.session->log(LogLevel::Debug, "", "now visible"));
 
   auto logs = f.wire.notifications("notifications/message");
@@ -412,6 +415,7 @@ TEST(Server, InvalidLogLevelIsInvalidParams) {
 
 TEST(Server, NoLogNotificationsBeforeInitialize) {
   Fixture f(false);
+  EXPECT_FALSE(f.session->hears(LogLevel::Emergency));
   EXPECT_FALSE(f.session->log(LogLevel::Emergency, "engine", "too early"));
   EXPECT_EQ(f.wire.size(), 0u);
 }

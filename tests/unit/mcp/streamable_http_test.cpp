@@ -148,8 +148,12 @@ TEST_F(StreamableHttpTest, BadHeadersAndBodiesAreRefusedWithJsonErrors) {
 }
 
 TEST_F(StreamableHttpTest, TheGetStreamCarriesLogsAndIsSingle) {
+  EXPECT_FALSE(http.hears(LogLevel::Emergency)) << "no session yet";
   std::string id = initialize();
+  EXPECT_FALSE(http.hears(LogLevel::Info)) << "warning by default";
   http.handle(post(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "logging/setLevel"}, {"params", {{"level", "info"}}}}, id));
+  EXPECT_TRUE(http.hears(LogLevel::Info));
+  EXPECT_FALSE(http.hears(LogLevel::Debug));
   HttpRequest get;
   get.method = "GET";
   get.headers = {{"accept", "text/event-stream"}, {"mcp-session-id", id}};

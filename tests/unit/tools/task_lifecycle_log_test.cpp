@@ -63,6 +63,57 @@ TEST(LifecycleEvent, AStartNotSeenBeforeTheEndIsReportedFirst) {
   EXPECT_EQ(only(lifecycle_events(TaskStatus::Queued, never)).second["event"], "task.cancelled");
 }
 
+TEST(LifecycleEvent, OnlyTheLevelsHeardAreBuilt) {
+  const LifecycleHeard warnings = [](mcp::LogLevel level) { return level >= mcp::LogLevel::Warning; };
+  engine::TaskView done = view(TaskStatus::Completed);
+  done.task.started_at_ms = 1000;
+  EXPECT_TRUE(lifecycle_events(TaskStatus::Queued, done, warnings).empty()) << "a start and an end are info";
+  engine::TaskView failed = view(TaskStatus::Failed);
+  failed.task.started_at_ms = 1000;
+  auto events = lifecycle_events(TaskStatus::Queued, failed, warnings);
+  ASSERT_EQ(events.size(), 1u) << "the unseen start is info; the failure is heard";
+  EXPECT_EQ(events[0].second["event"], "task.failed");
+  const LifecycleHeard info = [](mcp::LogLevel level) { return level >= mcp::LogLevel::Info; };
+  EXPECT_EQ(lifecycle_events(TaskStatus::Queued, done, info).size(), 2u);
+  EXPECT_TRUE(lifecycle_events(std::nullopt, view(TaskStatus::Queued), info).empty()) << "queued is debug";
+}
+
+TEST(TaskLifecycleLog, TheSinkGetsOnlyWhatIsHeard) {
+  test::TempDir dir;
+  engine::EngineOptions options;
+  options.state_dir = dir.path() / "state";
+  auto engine = engine::Engine::open(options);
+  ASSERT_TRUE(engine) << engine.error().message;
+  std::mutex mu;
+  std::vector<std::string> events;
+  {
+    TaskLifecycleLog log(
+        **engine,
+        [&](mcp::LogLevel, const json& data) {
+          std::lock_guard lock(mu);
+          events.push_back(data.at("event"));
+        },
+        [](mcp::LogLevel level) { return level >= mcp::LogLevel::Warning; });
+    engine::TaskSpec ok;
+    ok.command = "exit 0";
+    auto first = (*engine)->submit(ok);
+    ASSERT_TRUE(first);
+    auto ended = (*engine)->wait(first->view.task.id, std::chrono::steady_clock::now() + 10s, {}, {});
+    ASSERT_TRUE(ended && ended->task.status == TaskStatus::Completed);
+    engine::TaskSpec bad;
+    bad.command = "exit 1";
+    ASSERT_TRUE((*engine)->submit(bad));
+    ASSERT_TRUE(test::wait_until([&] {
+      std::lock_guard lock(mu);
+      return !events.empty();
+    }, 10s));
+  }
+  std::lock_guard lock(mu);
+  // The feed is in order: the first task's info events would have come first.
+  EXPECT_EQ(events, std::vector<std::string>{"task.failed"});
+  (*engine)->shutdown(0ms);
+}
+
 TEST(TaskLifecycleLog, ReportsARealTasksStepsOnce) {
   test::TempDir dir;
   engine::EngineOptions options;
