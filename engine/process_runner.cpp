@@ -711,12 +711,13 @@ ProcessRunner::~ProcessRunner() {
 
 Result<std::array<UniqueFd, 2>> ProcessRunner::Impl::open_streams(const LaunchSpec& spec, Child& child) {
   std::array<UniqueFd, 2> write_ends;
+  const auto earlier = spec.attempt == 1 ? Spool::Earlier::None : Spool::Earlier::Remove;
   for (std::size_t i = 0; i < 2; ++i) {
     auto pipe = make_output_pipe();
     if (!pipe) return pipe.error();
     child.streams[i].fd = std::move(pipe->read_end);
     write_ends[i] = std::move(pipe->write_end);
-    auto writer = spool.open_writer(spec.task_id, i == 0 ? StreamKind::Stdout : StreamKind::Stderr);
+    auto writer = spool.open_writer(spec.task_id, i == 0 ? StreamKind::Stdout : StreamKind::Stderr, earlier);
     if (!writer) return writer.error();
     child.streams[i].writer = std::move(*writer);
   }

@@ -51,7 +51,8 @@ struct LaunchSpec {
   std::vector<std::string> env;   // the child's whole environment, "KEY=value"
   std::optional<std::filesystem::path> stdin_path;  // nullopt: /dev/null
   TaskId task_id;                 // where output is spooled
-  int attempt = 0;                // the task's attempt: its keeper records its end under it
+  int attempt = 0;                // the task's attempt: its keeper records its end under it; the
+                                  // first (1) has no earlier output in the spool to remove
   TaskLimits limits;              // applied to the command by its keeper (rlimits)
   std::string memory_cgroup;      // cgroup v2 directory the command runs in; empty: RLIMIT_AS
 };

@@ -100,10 +100,10 @@ std::filesystem::path Spool::path(const TaskId& id, StreamKind kind) const {
   return dir_ / id / to_string(kind);
 }
 
-Result<std::unique_ptr<SpoolWriter>> Spool::open_writer(const TaskId& id, StreamKind kind) {
+Result<std::unique_ptr<SpoolWriter>> Spool::open_writer(const TaskId& id, StreamKind kind, Earlier earlier) {
   if (!is_safe_component(id)) return unsafe_id_error(id);
   const std::filesystem::path file = path(id, kind);
-  if (::unlink(file.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
+  if (earlier == Earlier::Remove && ::unlink(file.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
     return spool_error("remove the earlier attempt's output", file, errno);
   }
   return std::make_unique<SpoolWriter>(file, O_TRUNC, cap_);

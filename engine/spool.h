@@ -70,9 +70,12 @@ class Spool {
   Spool(std::filesystem::path dir, std::uint64_t cap_bytes = kDefaultStreamCapBytes);
 
   // A writer of a fresh file for the stream (a new attempt starts afresh: an
-  // earlier attempt's file is removed now). The file and <dir>/<id>/ are
-  // created with the first byte stored.
-  Result<std::unique_ptr<SpoolWriter>> open_writer(const TaskId& id, StreamKind kind);
+  // earlier attempt's file is removed now; a task's first attempt has none,
+  // and skips the lookup). The file and <dir>/<id>/ are created with the
+  // first byte stored.
+  enum class Earlier { Remove, None };
+  Result<std::unique_ptr<SpoolWriter>> open_writer(const TaskId& id, StreamKind kind,
+                                                   Earlier earlier = Earlier::Remove);
   // A writer that appends to the stream's file, with the counters the
   // previous writer had (restart in place); the file is created if missing.
   Result<std::unique_ptr<SpoolWriter>> resume_writer(const TaskId& id, StreamKind kind, std::uint64_t total,

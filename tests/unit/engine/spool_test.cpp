@@ -255,6 +255,9 @@ TEST(Spool, ATaskThatPrintsNothingCreatesNoFile) {
   ASSERT_TRUE(writer.ok());
   EXPECT_FALSE(std::filesystem::exists(spool.path("t1", StreamKind::Stdout)))
       << "a new attempt does not keep its predecessor's output";
+  write_stdout(spool, "t3", "kept\n");
+  ASSERT_TRUE(spool.open_writer("t3", StreamKind::Stdout, Spool::Earlier::None).ok());
+  EXPECT_EQ(read_ok(spool, "t3", {}).data, "kept\n") << "a first attempt removes nothing";
   auto silent = spool.open_writer("t2", StreamKind::Stdout);
   ASSERT_TRUE(silent.ok());
   ASSERT_TRUE((*silent)->append("", 0).ok());
