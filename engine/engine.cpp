@@ -167,6 +167,8 @@ struct Engine::Impl {
   RestartInfo restart_info;             // guarded by mu
   HealthView health;                    // guarded by mu
   std::vector<TaskId> restop;           // Engine::open only: handed over while being cancelled
+  // The reactor thread only: ends reported in its current round of events.
+  std::vector<std::pair<TaskId, AttemptOutcome>> round_ends;
 
   // --- several servers on one store (docs/CLUSTER.md) ---
   SharedQueue* queue = nullptr;         // the store's shared side; null on SQLite. Fixed after open()
@@ -871,14 +873,39 @@ struct Engine::Impl {
         outcome.error = *hit;
       }
     }
+    if (ProcessRunner::in_reactor_round()) {
+      // Stored with the round's other ends (store_round_ends).
+      round_ends.emplace_back(id, std::move(outcome));
+      return;
+    }
+    std::vector<std::pair<TaskId, AttemptOutcome>> one;
+    one.emplace_back(id, std::move(outcome));
+    store_ends(one);
+  }
+
+  // After a round of the reactor's events: the ends it reported, in one
+  // commit with the starts that fill their slots (the reactor ends a few
+  // tasks a round in a burst of short ones).
+  void store_round_ends() {
+    std::vector<std::pair<TaskId, AttemptOutcome>> ends;
+    ends.swap(round_ends);
+    if (!ends.empty()) store_ends(ends);
+  }
+
+  void store_ends(const std::vector<std::pair<TaskId, AttemptOutcome>>& ends) {
     std::vector<TaskRecord> batch;
     {
       std::lock_guard lock(mu);
-      auto changes = scheduler.finish_attempt(id, outcome, now_ms());
+      std::vector<Change> changes;
+      for (const auto& [id, outcome] : ends) {
+        auto finished = scheduler.finish_attempt(id, outcome, now_ms());
+        changes.insert(changes.end(), std::make_move_iterator(finished.begin()),
+                       std::make_move_iterator(finished.end()));
+      }
       if (accepting && !queue) {
-        // The slot this end frees is filled here, on the thread that learnt
-        // of the end, and the end is stored with the starts: one commit and
-        // no dispatcher wake-up per short task.
+        // The slots these ends free are filled here, on the thread that
+        // learnt of the ends, and the ends are stored with the starts: one
+        // commit and no dispatcher wake-up per round of short tasks.
         update_admission_locked();
         batch = start_runnable_locked(std::move(changes));
         changed.notify_all();
@@ -950,6 +977,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineOptions options) {
   ropts.keeper_path = im.opts.keeper_path;
   ropts.orphans = im.opts.orphans;
   ropts.inherited_lifeline = im.opts.inherited_lifeline;
+  ropts.after_exits = [&im] { im.store_round_ends(); };
   im.runner = std::make_unique<ProcessRunner>(im.spool, ropts);
   std::map<std::string, ProfileRules> rules;
   for (const Profile& p : im.opts.profiles) {

@@ -179,6 +179,7 @@ struct ProcessRunner::Impl {
   Impl(Spool& spool_in, Options options_in);
 
   void run(std::stop_token stop);
+  void end_round();
   int next_timeout_ms();
   void handle(std::uint64_t key);
   void on_output(Child& c, std::size_t index);
@@ -246,6 +247,11 @@ struct ProcessRunner::Impl {
   std::uint64_t next_log_number = 1;
   int starts_since_log_check = 0;
 
+  // Reactor only: this round's reported ends, and their log generations,
+  // left until after_exits has stored them.
+  bool round_ended = false;
+  std::vector<std::uint64_t> round_generations;
+
   std::unique_ptr<char[]> buffer;  // reactor only: one read chunk shared by all children
   std::jthread reactor;            // declared last: stopped and joined first
 };
@@ -307,19 +313,43 @@ ProcessRunner::Impl::Impl(Spool& spool_in, Options options_in)
   });
 }
 
+namespace {
+thread_local bool t_in_reactor_round = false;
+}  // namespace
+
+bool ProcessRunner::in_reactor_round() { return t_in_reactor_round; }
+
 void ProcessRunner::Impl::run(std::stop_token stop) {
   try {
     std::array<std::uint64_t, 64> keys;
     while (!stop.stop_requested()) {
       const std::size_t n = poller->wait(keys, next_timeout_ms());
+      t_in_reactor_round = true;
       for (std::size_t i = 0; i < n; ++i) handle(keys[i]);
       run_timers();
+      t_in_reactor_round = false;
+      end_round();
     }
   } catch (const std::exception& e) {
+    t_in_reactor_round = false;
+    end_round();
     spdlog::critical("process runner: reactor stopped: {}; running tasks will not be reported", e.what());
   } catch (...) {
+    t_in_reactor_round = false;
+    end_round();
     spdlog::critical("process runner: reactor stopped by a non-standard exception");
   }
+}
+
+// The round's ends are reported: the engine stores them (one commit), and
+// only then may the keepers' records of them go with their log generation.
+void ProcessRunner::Impl::end_round() {
+  if (round_generations.empty() && !round_ended) return;
+  round_ended = false;
+  if (options.after_exits) invoke_callback("after_exits", options.after_exits);
+  std::vector<std::uint64_t> generations;
+  generations.swap(round_generations);
+  for (std::uint64_t g : generations) leave_log_generation(g);
 }
 
 int ProcessRunner::Impl::next_timeout_ms() {
@@ -569,8 +599,14 @@ void ProcessRunner::Impl::maybe_finish(Child& c) {
     if (auto p = by_pid.find(c.pid); p != by_pid.end() && p->second == &c) by_pid.erase(p);
   }
   if (report) invoke_callback("on_exit", owned->callbacks.on_exit, info);
-  // After on_exit: the end is in the store now, its keeper's record not needed.
-  if (owned->log_generation) leave_log_generation(*owned->log_generation);
+  // After on_exit (and in a round, after_exits): the end is in the store now,
+  // its keeper's record not needed.
+  if (t_in_reactor_round) {
+    round_ended = round_ended || report;
+    if (owned->log_generation) round_generations.push_back(*owned->log_generation);
+  } else if (owned->log_generation) {
+    leave_log_generation(*owned->log_generation);
+  }
 }
 
 // Under mu, once per start of a kept process: rotates the status log when it

@@ -143,7 +143,16 @@ class ProcessRunner {
     // After a restart in place: the previous image's lifeline, adopted
     // instead of a new pipe (the runner owns both descriptors from then on).
     Lifeline inherited_lifeline;
+    // Called on the reactor thread after each round of events in which some
+    // on_exit ran: an on_exit may leave its end for this to store, with the
+    // round's other ends in one commit (in_reactor_round()). The keepers'
+    // records of those ends are kept until it returns.
+    std::function<void()> after_exits;
   };
+
+  // True on the reactor thread while it handles a round of events: an
+  // on_exit called now may leave its end to Options::after_exits.
+  static bool in_reactor_round();
 
   // Starts the reactor thread. If its poller cannot be created, every
   // start() returns an Unavailable error saying why.

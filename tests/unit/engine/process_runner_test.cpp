@@ -180,6 +180,31 @@ TEST_F(ProcessRunnerTest, ReportsExitCodeZero) {
   EXPECT_EQ(runner_.running(), 0u);
 }
 
+TEST_F(ProcessRunnerTest, AfterExitsFollowsTheEndsOfItsRoundOnTheReactor) {
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto note = [&](const char* what) {
+    std::lock_guard lock(mu);
+    seen.push_back(std::string(what) + (ProcessRunner::in_reactor_round() ? " in the round" : " after it"));
+  };
+  ProcessRunner::Options options = runner_options();
+  options.after_exits = [&] { note("after_exits"); };
+  Spool spool(dir_.path() / "rounds");
+  ProcessRunner runner(spool, options);  // after what it calls: stopped first
+  ProcessCallbacks callbacks;
+  callbacks.on_exit = [&](const ExitInfo&) { note("on_exit"); };
+  ASSERT_TRUE(runner.start(shell("exit 0"), callbacks).ok());
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return seen.size() >= 2;
+      },
+      kDeadline));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen, (std::vector<std::string>{"on_exit in the round", "after_exits after it"}));
+  EXPECT_FALSE(ProcessRunner::in_reactor_round()) << "only the reactor's thread is in a round";
+}
+
 TEST_F(ProcessRunnerTest, ReportsNonZeroExitCode) {
   ExitInfo info = run(shell("exit 3"));
   EXPECT_EQ(info.exit_code, std::optional<int>(3));
