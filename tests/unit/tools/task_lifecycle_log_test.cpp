@@ -1,13 +1,17 @@
 // Task lifecycle events: which step says what at which level, and the
-// watcher reporting a real task's steps once each.
+// watcher reporting a real task's steps once each, and only those heard.
 #include "tools/task_lifecycle_log.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_engine.h"
 #include "tests/support/wait_until.h"
 
 namespace orch::tools {
@@ -78,68 +82,65 @@ TEST(LifecycleEvent, OnlyTheLevelsHeardAreBuilt) {
   EXPECT_TRUE(lifecycle_events(std::nullopt, view(TaskStatus::Queued), info).empty()) << "queued is debug";
 }
 
-TEST(TaskLifecycleLog, TheSinkGetsOnlyWhatIsHeard) {
-  test::TempDir dir;
-  engine::EngineOptions options;
-  options.state_dir = dir.path() / "state";
-  auto engine = engine::Engine::open(options);
-  ASSERT_TRUE(engine) << engine.error().message;
-  std::mutex mu;
-  std::vector<std::string> events;
-  {
-    TaskLifecycleLog log(
-        **engine,
-        [&](mcp::LogLevel, const json& data) {
-          std::lock_guard lock(mu);
-          events.push_back(data.at("event"));
-        },
-        [](mcp::LogLevel level) { return level >= mcp::LogLevel::Warning; });
-    engine::TaskSpec ok;
-    ok.command = "exit 0";
-    auto first = (*engine)->submit(ok);
-    ASSERT_TRUE(first);
-    auto ended = (*engine)->wait(first->view.task.id, std::chrono::steady_clock::now() + 10s, {}, {});
-    ASSERT_TRUE(ended && ended->task.status == TaskStatus::Completed);
-    engine::TaskSpec bad;
-    bad.command = "exit 1";
-    ASSERT_TRUE((*engine)->submit(bad));
-    ASSERT_TRUE(test::wait_until([&] {
-      std::lock_guard lock(mu);
-      return !events.empty();
-    }, 10s));
+// A real engine, and a sink that keeps the events' names.
+class TaskLifecycleLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(engine_ = test::open_engine(dir_.path() / "state")); }
+  void TearDown() override {
+    if (engine_) engine_->shutdown(0ms);
   }
-  std::lock_guard lock(mu);
+  LifecycleSink sink() {
+    return [this](mcp::LogLevel, const json& data) {
+      std::lock_guard lock(mu_);
+      events_.push_back(data.at("event"));
+    };
+  }
+  std::vector<std::string> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  engine::TaskId submit(const std::string& command) {
+    engine::TaskSpec spec;
+    spec.command = command;
+    auto submitted = engine_->submit(spec);
+    EXPECT_TRUE(submitted);
+    return submitted ? submitted->view.task.id : engine::TaskId{};
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<engine::Engine> engine_;
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+TEST_F(TaskLifecycleLogTest, TheSinkGetsOnlyWhatIsHeard) {
+  {
+    TaskLifecycleLog log(*engine_, sink(), [](mcp::LogLevel level) { return level >= mcp::LogLevel::Warning; });
+    const engine::TaskId ok = submit("exit 0");
+    auto ended = engine_->wait(ok, std::chrono::steady_clock::now() + 10s, {}, {});
+    ASSERT_TRUE(ended && ended->task.status == TaskStatus::Completed);
+    submit("exit 1");
+    ASSERT_TRUE(test::wait_until([&] { return !events().empty(); }, 10s));
+  }
   // The feed is in order: the first task's info events would have come first.
-  EXPECT_EQ(events, std::vector<std::string>{"task.failed"});
-  (*engine)->shutdown(0ms);
+  EXPECT_EQ(events(), std::vector<std::string>{"task.failed"});
 }
 
-TEST(TaskLifecycleLog, ReportsARealTasksStepsOnce) {
-  test::TempDir dir;
-  engine::EngineOptions options;
-  options.state_dir = dir.path() / "state";
-  auto engine = engine::Engine::open(options);
-  ASSERT_TRUE(engine) << engine.error().message;
-  std::mutex mu;
-  std::vector<std::string> events;
+TEST_F(TaskLifecycleLogTest, ReportsARealTasksStepsOnce) {
   {
-    TaskLifecycleLog log(**engine, [&](mcp::LogLevel, const json& data) {
-      std::lock_guard lock(mu);
-      events.push_back(data.at("event"));
-    });
-    engine::TaskSpec spec;
-    spec.command = "exit 1";
-    ASSERT_TRUE((*engine)->submit(spec));
+    TaskLifecycleLog log(*engine_, sink());
+    submit("exit 1");
     ASSERT_TRUE(test::wait_until([&] {
-      std::lock_guard lock(mu);
-      return !events.empty() && events.back() == "task.failed";
+      auto seen = events();
+      return !seen.empty() && seen.back() == "task.failed";
     }, 10s));
   }
-  std::lock_guard lock(mu);
+  const auto seen = events();
   // queued may be skipped when the task starts before the watcher looks.
-  EXPECT_EQ(std::count(events.begin(), events.end(), "task.failed"), 1);
-  EXPECT_LE(std::count(events.begin(), events.end(), "task.started"), 1);
-  (*engine)->shutdown(0ms);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), "task.failed"), 1);
+  EXPECT_LE(std::count(seen.begin(), seen.end(), "task.started"), 1);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_engine.h"
 #include "tests/support/wait_until.h"
 #include "tools/tool_registry.h"
 
@@ -46,16 +47,12 @@ TEST(TaskResourceUri, ParsesStreamsAndWindows) {
 class TaskResourcesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    engine::EngineOptions options;
-    options.state_dir = dir_.path() / "state";
-    auto opened = engine::Engine::open(options);
-    ASSERT_TRUE(opened) << opened.error().message;
-    engine_ = std::move(opened.value());
+    ASSERT_TRUE(engine_ = test::open_engine(dir_.path() / "state"));
     resources_ = std::make_unique<TaskResources>(*engine_);
   }
   void TearDown() override {
     resources_.reset();
-    engine_->shutdown(0ms);
+    if (engine_) engine_->shutdown(0ms);
   }
   std::string run(const std::string& command) {
     engine::TaskSpec spec;
