@@ -205,6 +205,23 @@ TEST_F(ProcessRunnerTest, AfterExitsFollowsTheEndsOfItsRoundOnTheReactor) {
   EXPECT_FALSE(ProcessRunner::in_reactor_round()) << "only the reactor's thread is in a round";
 }
 
+TEST_F(ProcessRunnerTest, AnAfterExitsThatThrowsStopsNeitherTheReactorNorLaterEnds) {
+  ProcessRunner::Options options = runner_options();
+  std::atomic<int> calls{0};
+  options.after_exits = [&] {
+    ++calls;
+    throw std::runtime_error("store unavailable");
+  };
+  Spool spool(dir_.path() / "throwing");
+  ProcessRunner runner(spool, options);
+  for (const char* id : {"t1", "t2"}) {
+    ASSERT_TRUE(runner.start(shell("exit 3", id), recorder_.callbacks()).ok());
+    ASSERT_TRUE(recorder_.wait_for_exits(id == std::string("t1") ? 1 : 2)) << "the end of " << id;
+  }
+  EXPECT_EQ(recorder_.exit_info(1).exit_code, 3);
+  EXPECT_GE(calls.load(), 2);
+}
+
 TEST_F(ProcessRunnerTest, ReportsNonZeroExitCode) {
   ExitInfo info = run(shell("exit 3"));
   EXPECT_EQ(info.exit_code, std::optional<int>(3));
