@@ -113,15 +113,18 @@ constexpr const char* kLiveIds =
 constexpr const char* kAskCancel = "UPDATE tasks SET cancel_requested = 1 WHERE id = $1";
 constexpr const char* kNowMs = "SELECT " ORCH_NOW_MS;
 
+// Both take the rescue's one `now` ($1): with the clock read by each, a lease
+// that ran out between the two was not yet out for the cancels and already
+// out for the rest, and a task asked to cancel was queued again instead.
 const std::string kExpired =
     "SELECT " + kColumns + " FROM tasks t WHERE t.node IS NOT NULL AND t.status IN " ORCH_LIVE
-    " AND t.lease_until_ms < " ORCH_NOW_MS " ORDER BY t.seq LIMIT 500 FOR UPDATE SKIP LOCKED";
+    " AND t.lease_until_ms < $1::bigint ORDER BY t.seq LIMIT 500 FOR UPDATE SKIP LOCKED";
 // A task someone asked to cancel whose node died before it could: cancelled,
 // as asked, rather than run again elsewhere.
 constexpr const char* kEndAskedCancels =
     "WITH asked AS ("
     "  SELECT id, status AS old_status FROM tasks WHERE node IS NOT NULL AND cancel_requested = 1"
-    "    AND status IN " ORCH_LIVE " AND lease_until_ms < " ORCH_NOW_MS " FOR UPDATE SKIP LOCKED"
+    "    AND status IN " ORCH_LIVE " AND lease_until_ms < $1::bigint FOR UPDATE SKIP LOCKED"
     "), ended AS ("
     "  UPDATE tasks t SET status = 'cancelled', reason = 'cancelled', pid = NULL, finished_at_ms = $1,"
     "    cancel_requested = 0, lease_until_ms = 0,"
@@ -430,7 +433,7 @@ Result<RescueReport> PostgresStore::rescue(std::int64_t lease_ms, const RescueDe
     auto asked = im.session.exec(kEndAskedCancels, at_now, what);
     if (!asked) return asked.error();
     report.rescued = first_column(*asked);
-    auto expired = im.session.exec(kExpired, {}, what);
+    auto expired = im.session.exec(kExpired, at_now, what);
     if (!expired) return expired.error();
     auto stale = postgres::decode_tasks(*expired);
     if (!stale) return stale.error();
